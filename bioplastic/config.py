@@ -1,0 +1,64 @@
+"""Global switches, in one place, with defaults and a reset.
+
+Experiment settings (gains, learning rates, seeds) live in spec files, not
+here. These are process-wide preferences only.
+
+Examples
+--------
+>>> from bioplastic import config
+>>> config.set(dtype="float32")
+>>> config.get("dtype")
+'float32'
+>>> config.reset()
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+_DEFAULTS = {
+    # Floating-point type of parameters and simulations when not given.
+    "dtype": "float64",
+    # Show tqdm progress bars in long loops (training, protocols).
+    "progress": True,
+}
+_values = dict(_DEFAULTS)
+
+_ALLOWED_DTYPES = ("float32", "float64")
+
+
+def get(name: str):
+    """Return the current value of the switch ``name``."""
+    if name not in _values:
+        raise ConfigError(f"unknown config switch {name!r}; known: {sorted(_values)}")
+    return _values[name]
+
+
+def set(**switches):  # noqa: A001 - mirrors get/reset
+    """Set one or more switches, e.g. ``config.set(dtype="float32")``."""
+    for name, value in switches.items():
+        if name not in _values:
+            raise ConfigError(f"unknown config switch {name!r}; known: {sorted(_values)}")
+        if name == "dtype":
+            value = resolve_dtype(value).name
+        _values[name] = value
+
+
+def reset():
+    """Restore every switch to its default."""
+    _values.clear()
+    _values.update(_DEFAULTS)
+
+
+def resolve_dtype(dtype=None) -> np.dtype:
+    """Return a numpy float dtype; ``None`` means the configured default."""
+    if dtype is None:
+        dtype = _values["dtype"]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ConfigError(f"dtype {dtype!r} is not a numpy dtype") from exc
+    if dt.name not in _ALLOWED_DTYPES:
+        raise ConfigError(f"dtype must be one of {_ALLOWED_DTYPES}, got {dt.name!r}")
+    return dt

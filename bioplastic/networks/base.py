@@ -1,0 +1,317 @@
+"""Network base class: settings apart from parameters, constraints, trajectories.
+
+A network object holds *settings* (sizes, tau, dt, nonlinearity, gain). Its
+weights live in a separate :class:`Params` mapping that is passed explicitly,
+so one network object can evaluate many parameter sets (checkpoints, rules).
+Each parameter array may carry a :class:`Constraint` (frozen entries, absent
+synapses, Dale signs) that is enforced after every update.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import config
+from ..errors import ConfigError, ShapeError
+from ..validation import as_array, positive
+
+
+@dataclass
+class Constraint:
+    """What an update may do to one parameter array.
+
+    Attributes
+    ----------
+    frozen : bool array or None
+        True where the entry must keep its reference value.
+    connectivity : bool array or None
+        False where a synapse is absent: the entry is held at 0.
+    sign : int8 array or None
+        +1 / -1 where the entry must keep that sign (Dale's law), 0 free.
+    """
+
+    frozen: np.ndarray | None = None
+    connectivity: np.ndarray | None = None
+    sign: np.ndarray | None = None
+
+    def mask_gradient(self, grad: np.ndarray) -> np.ndarray:
+        """Zero the gradient where the entry cannot change."""
+        if self.frozen is not None:
+            grad = np.where(self.frozen, 0, grad)
+        if self.connectivity is not None:
+            grad = np.where(self.connectivity, grad, 0)
+        return grad
+
+    def enforce(self, value: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Project ``value`` back onto the allowed set (after an update)."""
+        if self.frozen is not None:
+            value = np.where(self.frozen, reference, value)
+        if self.connectivity is not None:
+            value = np.where(self.connectivity, value, 0)
+        if self.sign is not None:
+            value = np.where(self.sign * value < 0, 0, value)
+        return value.astype(reference.dtype, copy=False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in (("frozen", self.frozen), ("connectivity", self.connectivity),
+                                  ("sign", self.sign)) if v is not None}
+
+
+class Params(dict):
+    """Parameter arrays by name, plus their :class:`Constraint` objects.
+
+    A plain ``dict`` of arrays with one extra attribute, ``constraints``.
+    ``trainable`` names the arrays an optimiser or rule may change.
+    """
+
+    def __init__(self, arrays=(), constraints=None, trainable=None):
+        super().__init__(arrays)
+        self.constraints: dict[str, Constraint] = dict(constraints or {})
+        self.trainable: tuple[str, ...] = tuple(self if trainable is None else trainable)
+
+    def copy(self) -> "Params":
+        return Params({k: v.copy() for k, v in self.items()}, self.constraints, self.trainable)
+
+    def enforce(self, reference: "Params") -> None:
+        """Apply every constraint in place, relative to ``reference`` values."""
+        for name, c in self.constraints.items():
+            self[name] = c.enforce(self[name], reference[name])
+
+
+@dataclass
+class Trajectory:
+    """What a forward pass produced, time-first.
+
+    Attributes
+    ----------
+    states : (T+1, B, N) array, ``states[0]`` is the initial state.
+    rates : (T+1, B, N) array, the activity TCR acts on (phi(x), relu(z), h).
+    outputs : (T, B, O) array, readout after each step.
+    extra : dict of model-specific arrays (e.g. LSTM cell states and gates).
+    """
+
+    states: np.ndarray
+    rates: np.ndarray
+    outputs: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+class Network(ABC):
+    """Base class of all rate networks.
+
+    Subclasses set ``kind`` and ``param_names`` and implement
+    ``_init_arrays``, ``_forward`` and ``_backward``. The public ``forward``
+    and ``backward`` validate arguments, so subclasses can trust them.
+
+    Parameters
+    ----------
+    n_units, n_inputs, n_outputs : int
+        Sizes N, I and O.
+    dt, tau : float
+        Euler step and time constant (same time unit); alpha = dt / tau.
+    noise_std : float
+        sigma of the private noise; the Euler step adds sqrt(alpha) sigma xi.
+    dtype : {"float64", "float32"} or None
+        Floating type (``None``: ``bioplastic.config``).
+    trainable : sequence of str or None
+        Parameter arrays that learning may change (default: the model's).
+    """
+
+    kind: str = ""
+    param_names: tuple[str, ...] = ()
+    default_trainable: tuple[str, ...] = ()
+
+    def __init__(self, n_units, n_inputs, n_outputs, *, dt=1.0, tau=10.0, noise_std=0.0,
+                 dtype=None, trainable=None):
+        self.n_units = n_units
+        self.n_inputs = n_inputs
+        self.n_outputs = n_outputs
+        self.dt = dt
+        self.tau = tau
+        self.noise_std = noise_std
+        self.dtype = dtype
+        self.trainable = trainable
+        self._validate_common()
+
+    # -- settings ---------------------------------------------------------
+    def _validate_common(self):
+        for name in ("n_units", "n_inputs", "n_outputs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            setattr(self, name, int(v))
+        self.dt = positive("dt", self.dt)
+        self.tau = positive("tau", self.tau)
+        if self.dt > self.tau:
+            raise ConfigError(f"dt ({self.dt}) must not exceed tau ({self.tau}): the Euler step would overshoot")
+        ns = float(self.noise_std)
+        if not np.isfinite(ns) or ns < 0:
+            raise ConfigError(f"noise_std must be >= 0, got {self.noise_std!r}")
+        self.noise_std = ns
+        self.dtype = config.resolve_dtype(self.dtype)
+        trainable = self.default_trainable if self.trainable is None else tuple(self.trainable)
+        unknown = [p for p in trainable if p not in self.param_names]
+        if unknown:
+            raise ConfigError(f"{self.kind}: cannot train {unknown}; parameters are {list(self.param_names)}")
+        self.trainable = trainable
+
+    @property
+    def alpha(self) -> float:
+        """Euler factor dt / tau."""
+        return self.dt / self.tau
+
+    @property
+    def n_rates(self) -> int:
+        """Dimension of the activity TCR acts on."""
+        return self.n_units
+
+    def settings(self) -> dict:
+        """Constructor arguments, JSON-serialisable (recorded in run files)."""
+        out = {"kind": self.kind}
+        for k, v in vars(self).items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, np.dtype):
+                v = v.name
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[k] = v
+        return out
+
+    def __repr__(self):
+        s = self.settings()
+        s.pop("kind")
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in s.items())})"
+
+    # -- parameters -------------------------------------------------------
+    def init_params(self, rng: np.random.Generator) -> Params:
+        """Draw initial parameters from ``rng`` (the run's "init" stream)."""
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        arrays, constraints = self._init_arrays(rng)
+        arrays = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in arrays.items()}
+        params = Params(arrays, constraints, self.trainable)
+        params.enforce(params)
+        return params
+
+    @abstractmethod
+    def param_shapes(self) -> dict[str, tuple]:
+        """Shape of every parameter array, by name."""
+
+    @abstractmethod
+    def _init_arrays(self, rng) -> tuple[dict, dict]:
+        """Initial arrays and constraints, drawn from ``rng``."""
+
+    @abstractmethod
+    def _forward(self, params, inputs, noise, x0) -> "Trajectory":
+        """Forward pass on validated arguments."""
+
+    @abstractmethod
+    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states) -> dict:
+        """Adjoint pass on validated arguments."""
+
+    def check_params(self, params) -> Params:
+        """Return ``params`` with arrays cast to this network's dtype, checked.
+
+        Raises ShapeError for a missing, extra, misshaped or non-finite array.
+        """
+        if not isinstance(params, dict):
+            raise ShapeError(f"params must be a mapping of arrays, got {type(params).__name__}")
+        shapes = self.param_shapes()
+        missing = [k for k in shapes if k not in params]
+        extra = [k for k in params if k not in shapes]
+        if missing or extra:
+            raise ShapeError(f"{self.kind} params: missing {missing}, unexpected {extra}")
+        arrays = {k: as_array(f"params[{k!r}]", params[k], self.dtype, shape=shapes[k]) for k in shapes}
+        constraints = getattr(params, "constraints", {})
+        trainable = getattr(params, "trainable", self.trainable)
+        return Params(arrays, constraints, trainable)
+
+    # -- dynamics ---------------------------------------------------------
+    def check_inputs(self, inputs) -> np.ndarray:
+        return as_array("inputs", inputs, self.dtype, shape=(None, None, self.n_inputs))
+
+    def draw_noise(self, rng: np.random.Generator, n_steps: int, batch_size: int):
+        """Standard-normal private noise (T, B, N), or None when noise_std == 0."""
+        if self.noise_std == 0:
+            return None
+        return rng.standard_normal((n_steps, batch_size, self.n_units)).astype(self.dtype)
+
+    def initial_state(self, batch_size: int) -> np.ndarray:
+        """Default initial state x0: zeros (B, N)."""
+        return np.zeros((batch_size, self.n_units), dtype=self.dtype)
+
+    def forward(self, params, inputs, *, noise=None, x0=None) -> Trajectory:
+        """Run the network on ``inputs`` (T, B, I).
+
+        Parameters
+        ----------
+        params : Params or dict of arrays
+        inputs : (T, B, I) array
+        noise : (T, B, N) standard-normal array or None (no noise)
+        x0 : (B, N) initial state or None (zeros)
+        """
+        params = self.check_params(params)
+        inputs = self.check_inputs(inputs)
+        T, B, _ = inputs.shape
+        if noise is not None:
+            noise = as_array("noise", noise, self.dtype, shape=(T, B, self.n_units))
+        x0 = self.initial_state(B) if x0 is None else as_array("x0", x0, self.dtype, shape=(B, self.n_units))
+        return self._forward(params, inputs, noise, x0)
+
+    def backward(self, params, traj: Trajectory, inputs, d_outputs, d_rates=None, d_states=None) -> dict:
+        """Gradients of a loss w.r.t. every parameter array, by the adjoint method.
+
+        Parameters
+        ----------
+        params, inputs : as given to ``forward``
+        traj : the Trajectory that ``forward`` returned
+        d_outputs : (T, B, O) dL/dy
+        d_rates : (T+1, B, N) direct dL/d(rates), e.g. from TCR, or None
+        d_states : (T+1, B, N) direct dL/d(states), or None
+
+        Returns
+        -------
+        dict mapping every parameter name to its gradient (same shape).
+        """
+        params = self.check_params(params)
+        inputs = self.check_inputs(inputs)
+        T, B, _ = inputs.shape
+        d_outputs = as_array("d_outputs", d_outputs, self.dtype, shape=(T, B, self.n_outputs))
+        shape = (T + 1, B, self.n_rates)
+        d_rates = None if d_rates is None else as_array("d_rates", d_rates, self.dtype, shape=shape)
+        d_states = None if d_states is None else as_array(
+            "d_states", d_states, self.dtype, shape=(T + 1, B, traj.states.shape[2]))
+        return self._backward(params, traj, inputs, d_outputs, d_rates, d_states)
+
+
+EMPTY3 = {np.dtype("float64"): np.zeros((0, 0, 0)), np.dtype("float32"): np.zeros((0, 0, 0), np.float32)}
+
+
+def empty3(dtype) -> np.ndarray:
+    """A (0, 0, 0) array standing for "absent" in kernels (numba needs an array)."""
+    return EMPTY3[np.dtype(dtype)]
+
+
+def readout(rates_after: np.ndarray, W_out: np.ndarray, b_out: np.ndarray) -> np.ndarray:
+    """y[t] = r[t+1] W_out^T + b_out for all t at once (one BLAS call)."""
+    T, B, N = rates_after.shape
+    return (rates_after.reshape(T * B, N) @ W_out.T + b_out).reshape(T, B, -1)
+
+
+def readout_backward(rates_after, d_outputs, W_out):
+    """Gradients of the linear readout: (dW_out, db_out, dL/dr[1:] from y)."""
+    T, B, N = rates_after.shape
+    gy = d_outputs.reshape(T * B, -1)
+    dW_out = gy.T @ rates_after.reshape(T * B, N)
+    db_out = gy.sum(axis=0)
+    d_r = (gy @ W_out).reshape(T, B, N)
+    return dW_out, db_out, d_r
+
+
+def outer_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over (t, b) of a[t,b,:]^T b[t,b,:] -> (Na, Nb), one BLAS call."""
+    T, B, Na = a.shape
+    return a.reshape(T * B, Na).T @ b.reshape(T * B, b.shape[2])

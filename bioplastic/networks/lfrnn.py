@@ -1,0 +1,146 @@
+"""Leaky firing-rate RNN (LFRNN), SPEC 1.
+
+    x[t+1] = (1 - alpha) x[t] + alpha (W r[t] + W_in u[t] + b) + sqrt(alpha) sigma xi[t]
+    r = phi(x),   y[t] = W_out r[t+1] + b_out,   W_ij ~ N(0, g^2 / N)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..kernels.activations import PHI_CODES
+from ..kernels.lfrnn import lfrnn_backward_, lfrnn_forward_
+from .base import Constraint, Network, Trajectory, empty3, outer_sum, readout, readout_backward
+
+
+class LFRNN(Network):
+    """Leaky firing-rate RNN integrated with numba Euler steps.
+
+    Parameters
+    ----------
+    n_units, n_inputs, n_outputs, dt, tau, noise_std, dtype, trainable
+        See :class:`~bioplastic.networks.base.Network`.
+    g : float
+        Gain of the recurrent initialisation, W_ij ~ N(0, g^2/N); g > 1 is
+        the chaotic ("strongly connected") regime.
+    nonlinearity : {"tanh", "relu", "softplus", "sigmoid"}
+    sparsity : float in [0, 1)
+        Fraction of absent recurrent synapses (held at zero).
+    dale : float or None
+        Fraction of excitatory units; when set, each presynaptic column of W
+        keeps one sign (Dale's law) and the init uses |W| with that sign.
+    input_scale : float
+        Std of the input weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = LFRNN(50, 3, 3, g=1.5)
+    >>> params = net.init_params(np.random.default_rng(0))
+    >>> traj = net.forward(params, np.zeros((20, 4, 3)))
+    >>> traj.outputs.shape
+    (20, 4, 3)
+    """
+
+    kind = "lfrnn"
+    param_names = ("W", "W_in", "b", "W_out", "b_out")
+    default_trainable = param_names
+
+    def __init__(self, n_units, n_inputs, n_outputs, *, g=1.5, nonlinearity="tanh", sparsity=0.0,
+                 dale=None, input_scale=1.0, dt=1.0, tau=10.0, noise_std=0.0, dtype=None, trainable=None):
+        self.g = g
+        self.nonlinearity = nonlinearity
+        self.sparsity = sparsity
+        self.dale = dale
+        self.input_scale = input_scale
+        super().__init__(n_units, n_inputs, n_outputs, dt=dt, tau=tau, noise_std=noise_std,
+                         dtype=dtype, trainable=trainable)
+        self._validate()
+
+    def _validate(self):
+        if self.nonlinearity not in PHI_CODES:
+            raise ConfigError(f"unknown nonlinearity {self.nonlinearity!r}; choose from {list(PHI_CODES)}")
+        self.g = float(self.g)
+        if not np.isfinite(self.g) or self.g < 0:
+            raise ConfigError(f"g must be >= 0, got {self.g!r}")
+        if not 0 <= float(self.sparsity) < 1:
+            raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
+        if self.dale is not None and not 0 < float(self.dale) < 1:
+            raise ConfigError(f"dale (fraction excitatory) must be in (0, 1), got {self.dale!r}")
+
+    def param_shapes(self):
+        N, I, O = self.n_units, self.n_inputs, self.n_outputs
+        return {"W": (N, N), "W_in": (N, I), "b": (N,), "W_out": (O, N), "b_out": (O,)}
+
+    def _init_recurrent(self, rng):
+        """W ~ N(0, g^2/N) plus its constraint (sparsity, Dale signs)."""
+        N = self.n_units
+        W = rng.standard_normal((N, N)) * self.g / np.sqrt(N)
+        constraint = Constraint()
+        if self.sparsity > 0:
+            conn = rng.random((N, N)) >= self.sparsity
+            W = W * conn / np.sqrt(1 - self.sparsity)  # keep the spectral radius near g
+            constraint.connectivity = conn
+        if self.dale is not None:
+            n_exc = int(round(self.dale * N))
+            col_sign = np.where(np.arange(N) < n_exc, 1, -1).astype(np.int8)
+            sign = np.broadcast_to(col_sign, (N, N)).copy()
+            W = np.abs(W) * sign
+            W -= W.mean(axis=1, keepdims=True) * (W != 0)  # balance E and I input per unit
+            W = np.where(sign * W < 0, 0, W)
+            constraint.sign = sign
+        return W, constraint
+
+    def _init_arrays(self, rng):
+        N, I, O = self.n_units, self.n_inputs, self.n_outputs
+        W, c = self._init_recurrent(rng)
+        arrays = {
+            "W": W,
+            "W_in": rng.standard_normal((N, I)) * self.input_scale,
+            "b": np.zeros(N),
+            "W_out": rng.standard_normal((O, N)) / np.sqrt(N),
+            "b_out": np.zeros(O),
+        }
+        return arrays, ({"W": c} if c.arrays() else {})
+
+    # -- dynamics ---------------------------------------------------------
+    def recurrent_weights(self, params) -> np.ndarray:
+        """The effective recurrent matrix the kernel runs on."""
+        return params["W"]
+
+    def _forward(self, params, inputs, noise, x0):
+        T, B, _ = inputs.shape
+        N = self.n_units
+        a = self.alpha
+        W = self.recurrent_weights(params)
+        drive = (inputs.reshape(T * B, -1) @ params["W_in"].T + params["b"]).reshape(T, B, N)
+        noise_k = empty3(self.dtype) if noise is None else noise * self.dtype.type(np.sqrt(a) * self.noise_std)
+        xs = np.empty((T + 1, B, N), dtype=self.dtype)
+        rs = np.empty_like(xs)
+        lfrnn_forward_(x0, drive, noise_k, np.ascontiguousarray(W.T), self.dtype.type(a),
+                       PHI_CODES[self.nonlinearity], xs, rs)
+        return Trajectory(xs, rs, readout(rs[1:], params["W_out"], params["b_out"]))
+
+    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
+        a = self.alpha
+        W = self.recurrent_weights(params)
+        dW_out, db_out, d_r_out = readout_backward(traj.rates[1:], d_outputs, params["W_out"])
+        g_r = np.zeros_like(traj.rates) if d_rates is None else d_rates.copy()
+        g_r[1:] += d_r_out
+        g_x = empty3(self.dtype) if d_states is None else d_states
+        ax = np.empty_like(traj.states)
+        lfrnn_backward_(traj.states, traj.rates, np.ascontiguousarray(W), self.dtype.type(a),
+                        PHI_CODES[self.nonlinearity], g_r, g_x, ax)
+        ax1 = ax[1:]
+        grads = {
+            "W": a * outer_sum(ax1, traj.rates[:-1]),
+            "W_in": a * outer_sum(ax1, inputs),
+            "b": a * ax1.sum(axis=(0, 1)),
+            "W_out": dW_out,
+            "b_out": db_out,
+        }
+        return self._finish_grads(params, grads, ax)
+
+    def _finish_grads(self, params, grads, ax):
+        """Hook for subclasses that re-parametrise W (rank-one)."""
+        return grads

@@ -1,0 +1,54 @@
+"""A small registry per kind of thing (tasks, models, rules).
+
+Names are lower-cased, duplicates are rejected, and an unknown name raises
+:class:`~bioplastic.errors.UnknownNameError` listing what is known and the
+closest match.
+"""
+from __future__ import annotations
+
+import difflib
+
+from .errors import ConfigError, UnknownNameError
+
+
+class Registry:
+    """Map lower-case names to objects of one kind.
+
+    Parameters
+    ----------
+    kind : str
+        What is registered ("task", "model", "rule"); used in messages.
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, object] = {}
+
+    def register(self, name: str, obj, *, overwrite: bool = False):
+        """Register ``obj`` under ``name``; returns ``obj`` (usable as decorator)."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        key = name.lower()
+        if key in self._items and not overwrite and self._items[key] is not obj:
+            raise ConfigError(f"{self.kind} {key!r} is already registered")
+        self._items[key] = obj
+        return obj
+
+    def get(self, name: str):
+        """Return the object registered as ``name`` (case-insensitive)."""
+        key = str(name).lower()
+        if key not in self._items:
+            known = sorted(self._items)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} Known: {', '.join(known)}")
+        return self._items[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name) -> bool:
+        return str(name).lower() in self._items
+
+    def __iter__(self):
+        return iter(self.names())

@@ -1,0 +1,66 @@
+"""One evaluation of the training objective: forward, losses, adjoint gradients."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .loss import task_loss, tcr_loss
+
+TCR_TARGETS = ("rates", "states")
+
+
+@dataclass
+class Evaluation:
+    """Losses, gradients and the trajectory of one batch."""
+
+    loss: float
+    task_loss: float
+    tcr_loss: float
+    grads: dict
+    traj: object
+
+
+def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None,
+                   noise=None, x0=None, need_grads=True) -> Evaluation:
+    """Evaluate L = L_task + lambda_TCR L_TCR on ``batch`` and its gradients.
+
+    Parameters
+    ----------
+    network : Network
+    params : Params
+    batch : TaskBatch (inputs, targets, loss_mask, epochs)
+    lambda_tcr : float, weight of the TCR term (SPEC 4)
+    tcr_on : {"rates", "states"}, which activity TCR penalises
+    tcr_epoch : str or None, name of a task epoch restricting TCR to it
+    noise : (T, B, N) standard-normal noise or None
+    """
+    if tcr_on not in TCR_TARGETS:
+        raise ConfigError(f"tcr_on must be one of {TCR_TARGETS}, got {tcr_on!r}")
+    traj = network.forward(params, batch.inputs, noise=noise, x0=x0)
+    targets = batch.targets.astype(network.dtype, copy=False)
+    mask = batch.loss_mask.astype(network.dtype, copy=False)
+    l_task, d_out = task_loss(traj.outputs, targets, mask)
+    l_tcr, d_act = 0.0, None
+    if lambda_tcr or not need_grads:
+        epoch = None
+        if tcr_epoch is not None:
+            if tcr_epoch not in batch.epochs:
+                raise ConfigError(f"task has no epoch {tcr_epoch!r}; epochs: {sorted(batch.epochs)}")
+            epoch = batch.epochs[tcr_epoch]
+        activity = traj.rates if tcr_on == "rates" else traj.states
+        l_tcr, d_act = tcr_loss(activity, epoch)
+        d_act *= lambda_tcr
+    grads = None
+    if need_grads:
+        grads = network.backward(params, traj, batch.inputs, d_out,
+                                 d_rates=d_act if tcr_on == "rates" else None,
+                                 d_states=d_act if tcr_on == "states" else None)
+    total = l_task + float(lambda_tcr) * l_tcr
+    return Evaluation(total, l_task, l_tcr, grads, traj)
+
+
+def global_norm(grads: dict) -> float:
+    """sqrt of the summed squares of every gradient array."""
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
