@@ -43,3 +43,11 @@ register_model(LFRNN)
 
 __all__ = ["Constraint", "Network", "Params", "Trajectory", "LFRNN", "MODELS", "register_model",
            "make_network", "list_models"]
+
+from .lstm import LSTM  # noqa: E402
+from .plrnn import PLRNN  # noqa: E402
+from .rank1 import RankOneRNN  # noqa: E402
+
+register_model(PLRNN)
+register_model(RankOneRNN)
+register_model(LSTM)

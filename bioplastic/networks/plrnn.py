@@ -1,0 +1,138 @@
+"""Piecewise-linear RNN (PLRNN), SPEC 1 (Durstewitz 2017; Schmidt et al. 2021).
+
+    z[t+1] = A z[t] + W relu(z[t]) + C u[t] + h + sqrt(alpha) sigma xi[t]
+    y[t]   = W_out z[t+1] + b_out        (or W_out relu(z[t+1]) + b_out)
+
+A is diagonal (stored as a vector), W has a zero diagonal (a connectivity
+constraint). A is the leak, so dt and tau do not enter the deterministic map;
+alpha = dt / tau only scales the private noise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..kernels.plrnn import plrnn_backward_, plrnn_forward_
+from .base import Constraint, Network, Trajectory, empty3, outer_sum, readout, readout_backward
+
+READOUTS = ("z", "relu")
+
+
+class PLRNN(Network):
+    """Piecewise-linear RNN with diagonal auto-regression and ReLU coupling.
+
+    Model, for t = 0..T-1 (``A`` diagonal, ``diag(W) = 0``)::
+
+        z[t+1] = A z[t] + W relu(z[t]) + C u[t] + h + sqrt(alpha) sigma xi[t]
+        y[t]   = W_out a[t+1] + b_out,   a = z or relu(z) (``readout_from``)
+
+    The trajectory holds ``states = z`` and ``rates = relu(z)`` (what TCR
+    penalises by default), both (T+1, B, N) with index 0 the initial state.
+    Parameter names: ``A`` (N,), ``W`` (N, N), ``C`` (N, I), ``h`` (N,),
+    ``W_out`` (O, N), ``b_out`` (O,) (the readout is called ``W_out``,
+    ``b_out`` in every model, "B" in the PLRNN papers).
+
+    Parameters
+    ----------
+    n_units, n_inputs, n_outputs, dt, tau, noise_std, dtype, trainable
+        See :class:`~bioplastic.networks.base.Network`. ``dt`` and ``tau``
+        only set alpha = dt / tau, the scale of the noise.
+    g : float
+        Std scale of the initial off-diagonal weights, W_ij ~ N(0, g^2/N).
+        The default 0.1 keeps the initial map bounded together with
+        A ~ U(0.5, 0.9): with ReLU coupling, g >= 0.3 usually diverges
+        (a sub-network active in the positive orthant has gain > 1), so
+        recurrent structure is left for learning to build.
+    readout_from : {"z", "relu"}
+        Read the output from the states z (default, ``y = B z`` of the
+        papers) or from relu(z).
+    input_scale : float
+        Input weights C ~ N(0, input_scale^2 / I).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = PLRNN(20, 3, 3)
+    >>> params = net.init_params(np.random.default_rng(0))
+    >>> traj = net.forward(params, np.zeros((10, 4, 3)))
+    >>> traj.states.shape, traj.outputs.shape
+    ((11, 4, 20), (10, 4, 3))
+    >>> bool(np.all(np.diag(params["W"]) == 0))
+    True
+    """
+
+    kind = "plrnn"
+    param_names = ("A", "W", "C", "h", "W_out", "b_out")
+    default_trainable = param_names
+
+    def __init__(self, n_units, n_inputs, n_outputs, *, g=0.1, readout_from="z", input_scale=1.0,
+                 dt=1.0, tau=10.0, noise_std=0.0, dtype=None, trainable=None):
+        self.g = g
+        self.readout_from = readout_from
+        self.input_scale = input_scale
+        super().__init__(n_units, n_inputs, n_outputs, dt=dt, tau=tau, noise_std=noise_std,
+                         dtype=dtype, trainable=trainable)
+        self._validate()
+
+    def _validate(self):
+        if self.readout_from not in READOUTS:
+            raise ConfigError(f"readout_from must be one of {READOUTS}, got {self.readout_from!r}")
+        self.g = float(self.g)
+        if not np.isfinite(self.g) or self.g < 0:
+            raise ConfigError(f"g must be >= 0, got {self.g!r}")
+        self.input_scale = float(self.input_scale)
+        if not np.isfinite(self.input_scale) or self.input_scale < 0:
+            raise ConfigError(f"input_scale must be >= 0, got {self.input_scale!r}")
+
+    def param_shapes(self):
+        N, I, O = self.n_units, self.n_inputs, self.n_outputs
+        return {"A": (N,), "W": (N, N), "C": (N, I), "h": (N,), "W_out": (O, N), "b_out": (O,)}
+
+    def _init_arrays(self, rng):
+        N, I, O = self.n_units, self.n_inputs, self.n_outputs
+        off_diagonal = ~np.eye(N, dtype=bool)
+        arrays = {
+            "A": rng.uniform(0.5, 0.9, N),
+            "W": rng.standard_normal((N, N)) * self.g / np.sqrt(N) * off_diagonal,
+            "C": rng.standard_normal((N, I)) * self.input_scale / np.sqrt(I),
+            "h": np.zeros(N),
+            "W_out": rng.standard_normal((O, N)) / np.sqrt(N),
+            "b_out": np.zeros(O),
+        }
+        return arrays, {"W": Constraint(connectivity=off_diagonal)}
+
+    # -- dynamics ---------------------------------------------------------
+    def _forward(self, params, inputs, noise, x0):
+        T, B, _ = inputs.shape
+        N = self.n_units
+        drive = (inputs.reshape(T * B, -1) @ params["C"].T + params["h"]).reshape(T, B, N)
+        noise_k = (empty3(self.dtype) if noise is None
+                   else noise * self.dtype.type(np.sqrt(self.alpha) * self.noise_std))
+        zs = np.empty((T + 1, B, N), dtype=self.dtype)
+        rs = np.empty_like(zs)
+        plrnn_forward_(x0, drive, noise_k, params["A"], np.ascontiguousarray(params["W"].T), zs, rs)
+        read = zs if self.readout_from == "z" else rs
+        return Trajectory(zs, rs, readout(read[1:], params["W_out"], params["b_out"]))
+
+    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
+        zs, rs = traj.states, traj.rates
+        read = zs if self.readout_from == "z" else rs
+        dW_out, db_out, d_read = readout_backward(read[1:], d_outputs, params["W_out"])
+        g_r = np.zeros_like(rs) if d_rates is None else d_rates.copy()
+        if self.readout_from == "relu":
+            g_r[1:] += d_read
+            g_z = empty3(self.dtype) if d_states is None else d_states
+        else:
+            g_z = np.zeros_like(zs) if d_states is None else d_states.copy()
+            g_z[1:] += d_read
+        az = np.empty_like(zs)
+        plrnn_backward_(zs, params["A"], np.ascontiguousarray(params["W"]), g_r, g_z, az)
+        az1 = az[1:]
+        return {
+            "A": np.einsum("tbi,tbi->i", az1, zs[:-1]),
+            "W": outer_sum(az1, rs[:-1]),
+            "C": outer_sum(az1, inputs),
+            "h": az1.sum(axis=(0, 1)),
+            "W_out": dW_out,
+            "b_out": db_out,
+        }
