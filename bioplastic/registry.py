@@ -24,8 +24,13 @@ class Registry:
         self.kind = kind
         self._items: dict[str, object] = {}
 
-    def register(self, name: str, obj, *, overwrite: bool = False):
-        """Register ``obj`` under ``name``; returns ``obj`` (usable as decorator)."""
+    def register(self, name: str, obj=None, *, overwrite: bool = False):
+        """Register ``obj`` under ``name`` and return it.
+
+        Without ``obj`` it returns a decorator: ``@REG.register("name")``.
+        """
+        if obj is None:
+            return lambda o: self.register(name, o, overwrite=overwrite)
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{self.kind} name must be a non-empty string, got {name!r}")
         key = name.lower()
@@ -52,3 +57,15 @@ class Registry:
 
     def __iter__(self):
         return iter(self.names())
+
+
+def check_keys(where: str, given, accepted) -> None:
+    """Raise ConfigError naming every key of ``given`` not in ``accepted``,
+    each with its closest valid key, e.g. ``'tua' (did you mean 'tau'?)``."""
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        hints = []
+        for k in unknown:
+            m = difflib.get_close_matches(k, list(accepted), n=1, cutoff=0.5)
+            hints.append(f"{k!r} (did you mean {m[0]!r}?)" if m else repr(k))
+        raise ConfigError(f"{where}: {', '.join(hints)}; valid: {', '.join(sorted(accepted))}")

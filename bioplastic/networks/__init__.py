@@ -1,7 +1,7 @@
 """Rate network models, registered by kind ("lfrnn", "plrnn", "rank1", "lstm")."""
 from __future__ import annotations
 
-from ..registry import Registry
+from ..registry import Registry, check_keys
 from .base import Constraint, Network, Params, Trajectory
 from .lfrnn import LFRNN
 
@@ -20,18 +20,9 @@ def make_network(kind: str, n_inputs: int, n_outputs: int, **settings) -> Networ
     """Build a network of registered ``kind``; unknown settings raise ConfigError."""
     import inspect
 
-    from ..errors import ConfigError
-
     cls = MODELS.get(kind)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "n_inputs", "n_outputs"}
-    unknown = sorted(set(settings) - accepted)
-    if unknown:
-        import difflib
-
-        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, accepted, 1)) else repr(k)
-                 for k in unknown]
-        raise ConfigError(f"unknown setting(s) for model {kind!r}: {', '.join(hints)}; "
-                          f"accepted: {', '.join(sorted(accepted))}")
+    check_keys(f"unknown setting(s) for model {kind!r}", settings, accepted)
     return cls(n_inputs=n_inputs, n_outputs=n_outputs, **settings)
 
 

@@ -38,20 +38,19 @@ def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tc
     """
     if tcr_on not in TCR_TARGETS:
         raise ConfigError(f"tcr_on must be one of {TCR_TARGETS}, got {tcr_on!r}")
+    epoch = None
+    if tcr_epoch is not None:
+        if tcr_epoch not in batch.epochs:
+            raise ConfigError(f"task has no epoch {tcr_epoch!r}; epochs: {sorted(batch.epochs)}")
+        epoch = batch.epochs[tcr_epoch]
     traj = network.forward(params, batch.inputs, noise=noise, x0=x0)
     targets = batch.targets.astype(network.dtype, copy=False)
     mask = batch.loss_mask.astype(network.dtype, copy=False)
-    l_task, d_out = task_loss(traj.outputs, targets, mask)
-    l_tcr, d_act = 0.0, None
-    if lambda_tcr or not need_grads:
-        epoch = None
-        if tcr_epoch is not None:
-            if tcr_epoch not in batch.epochs:
-                raise ConfigError(f"task has no epoch {tcr_epoch!r}; epochs: {sorted(batch.epochs)}")
-            epoch = batch.epochs[tcr_epoch]
-        activity = traj.rates if tcr_on == "rates" else traj.states
-        l_tcr, d_act = tcr_loss(activity, epoch)
-        d_act *= lambda_tcr
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
+        l_task, d_out = task_loss(traj.outputs, targets, mask)
+        # The TCR loss is always measured (a diagnostic); its gradient only enters when lambda > 0.
+        l_tcr, d_act = tcr_loss(traj.rates if tcr_on == "rates" else traj.states, epoch)
+    d_act = d_act * lambda_tcr if lambda_tcr else None
     grads = None
     if need_grads:
         grads = network.backward(params, traj, batch.inputs, d_out,

@@ -1,0 +1,22 @@
+"""bioplastic: biologically plausible learning in recurrent rate networks.
+
+Quick start::
+
+    import bioplastic as bp
+    task = bp.get_task("flipflop")
+    net = bp.make_network("lfrnn", task.n_inputs, task.n_outputs, n_units=64, g=1.5)
+    result = bp.train(net, task, iterations=500, lambda_tcr=0.1, seed=0)
+    print(result.summary())
+"""
+from . import config
+from ._version import __version__
+from .errors import (BioplasticError, ConfigError, DivergenceError, SchemaError, ShapeError,
+                     UnknownNameError)
+from .io import read_run, write_run
+from .networks import list_models, make_network
+from .tasks import get_task, list_tasks
+from .training import TrainResult, train
+
+__all__ = ["__version__", "config", "BioplasticError", "ConfigError", "DivergenceError", "SchemaError",
+           "ShapeError", "UnknownNameError", "read_run", "write_run", "list_models", "make_network",
+           "get_task", "list_tasks", "TrainResult", "train"]

@@ -1,0 +1,55 @@
+"""``bioplastic train``: train one network on one task and write its run file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+
+RULES = ("bptt",)
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train one network on one task, write DIR/run.h5",
+                       description="Train a network from a model spec on a task and write the HDF5 run file.")
+    p.add_argument("--model", required=True, help="spec file or name in models/ (e.g. lfrnn, lfrnn_chaotic)")
+    p.add_argument("--task", required=True, help="task name (see `bioplastic list tasks`)")
+    p.add_argument("--rule", default="bptt", help="learning rule (default bptt)")
+    p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA", help="constant lambda_TCR (default: spec or 0)")
+    p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
+    p.add_argument("--iterations", type=int, default=None, help="override the spec's iteration budget")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="keep parameters every K iterations")
+    p.add_argument("--out", required=True, help="output folder (created); the run file is OUT/run.h5")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..io.specs import load_spec, network_from_spec
+    from ..tasks import get_task
+    from ..training import train
+
+    if args.rule.lower() not in RULES:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown rule {args.rule!r}; known: {', '.join(RULES)}")
+    spec = load_spec(args.model)
+    task = get_task(args.task)
+    net = network_from_spec(spec, task)
+    kwargs = dict(spec["training"])
+    if args.tcr is not None:
+        kwargs["lambda_tcr"] = args.tcr
+    if args.iterations is not None:
+        kwargs["iterations"] = args.iterations
+    if args.checkpoint_every is not None:
+        kwargs["checkpoint_every"] = args.checkpoint_every
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
+    result = train(net, task, seed=args.seed, run_file=out / "run.h5",
+                   progress=False if args.no_progress else None,
+                   extra_config={"spec": spec["path"]}, **kwargs)
+    print(result.summary())
+    print(f"run file: {result.run_file}")
+    return 0

@@ -1,0 +1,62 @@
+"""Picklable training jobs for protocols and sweeps.
+
+A job is a plain dict (JSON-friendly, so it can be recorded and sent to
+worker processes)::
+
+    {"name": "g3.0_tcr_seed0", "model": {"kind": "lfrnn", "n_units": 64, "g": 3.0},
+     "task": {"name": "flipflop"}, "training": {"iterations": 2000, "lambda_tcr": 30.0},
+     "seed": 0, "run_file": "out/runs/g3.0_tcr_seed0.h5"}
+
+:func:`run_train_job` trains it, writes the run file and returns a small
+summary (iterations to criterion, status, loss curve) for the protocol.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def run_train_job(job: dict) -> dict:
+    """Train one job; returns ``{"name", "seed", "converged_at", "status", "iterations", "task_loss", ...}``.
+
+    Skips training when the job's run file already exists and is complete
+    (status other than "running"), so an interrupted protocol resumes.
+    """
+    from .errors import DivergenceError
+    from .io.runfile import read_run
+    from .networks import make_network
+    from .tasks import get_task
+    from .training import train
+
+    run_file = Path(job["run_file"]) if job.get("run_file") else None
+    if run_file is not None and run_file.exists():
+        data = read_run(run_file, checkpoints=False)
+        if data.status != "running":
+            return _summary(job, data.history, data.status, data.attrs.get("converged_at"),
+                            data.attrs.get("final_accuracy"))
+    task_cfg = dict(job["task"])
+    task = get_task(task_cfg.pop("name"), **task_cfg)
+    model = dict(job["model"])
+    net = make_network(model.pop("kind"), task.n_inputs, task.n_outputs, **model)
+    try:
+        r = train(net, task, seed=job["seed"], run_file=run_file, progress=False,
+                  extra_config={"job": job.get("name", "")}, **job.get("training", {}))
+    except DivergenceError as exc:
+        r = exc.result
+    return _summary(job, r.history, r.status, r.converged_at, r.final_accuracy)
+
+
+def _summary(job, history, status, converged_at, final_accuracy):
+    conv = None if converged_at is None or int(converged_at) < 0 else int(converged_at)
+    return {
+        "name": job.get("name", ""),
+        "seed": job["seed"],
+        "status": str(status),
+        "converged_at": conv,
+        "final_accuracy": None if final_accuracy is None else float(final_accuracy),
+        "iterations": np.asarray(history["iteration"]),
+        "task_loss": np.asarray(history["task_loss"]),
+        "tcr_loss": np.asarray(history["tcr_loss"]),
+        "run_file": job.get("run_file"),
+    }

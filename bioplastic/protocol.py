@@ -1,0 +1,90 @@
+"""Finding, loading and running protocol scripts (``protocols/*.py``).
+
+A protocol is a short script with a module docstring and a function::
+
+    def main(out: pathlib.Path, quick: bool = False, seeds: int | None = None) -> dict
+
+that writes its outputs (run files, PNG figures, ``predictions.json``,
+``report.md``) into ``out`` and returns the predictions. Protocols hold no new
+maths: they call the library.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .errors import ConfigError
+from .io.atomic import write_text
+from .io.specs import resolve
+
+
+def load_protocol(name_or_path):
+    """Import a protocol by name (in ``protocols/``) or path; returns the module."""
+    path = resolve(name_or_path, "protocols", (".py",))
+    name = f"bioplastic_protocol_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so worker processes can unpickle its functions
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "main", None)):
+        raise ConfigError(f"protocol {str(path)!r} has no main(out, quick, seeds) function")
+    return module
+
+
+def run_protocol(name_or_path, out=None, *, quick=False, seeds=None) -> dict:
+    """Run a protocol into ``out`` (default ``runs/<name>``); returns its predictions."""
+    module = load_protocol(name_or_path)
+    name = Path(module.__file__).stem
+    out = Path(out) if out is not None else Path("runs") / name
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    return module.main(out, quick=quick, seeds=seeds)
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically, with NaN as null."""
+    write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+def _single_threaded_blas():
+    # Each worker is one core: threaded BLAS inside two workers would
+    # oversubscribe the machine and make the many small matmuls of an Euler
+    # loop several times slower.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def map_jobs(fn, jobs, *, workers=2, progress=True, desc="jobs"):
+    """Run ``fn`` over ``jobs`` in local processes (one BLAS thread each);
+    returns (results in job order, wall time in s)."""
+    from tqdm.auto import tqdm
+
+    jobs = list(jobs)
+    t0 = time.perf_counter()
+    if workers <= 1 or len(jobs) <= 1:
+        results = [fn(j) for j in tqdm(jobs, disable=not progress, desc=desc)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_blas) as ex:
+            results = list(tqdm(ex.map(fn, jobs), total=len(jobs), disable=not progress, desc=desc))
+    return results, time.perf_counter() - t0

@@ -1,0 +1,31 @@
+"""Small statistics used by protocols: paired speed-up ratios with bootstrap intervals."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def bootstrap_median_ci(values, *, n_boot=2000, level=0.95, seed=0):
+    """Median of ``values`` with a percentile bootstrap interval.
+
+    Returns (median, low, high); NaNs when ``values`` is empty.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boots = np.median(v[rng.integers(0, v.size, size=(n_boot, v.size))], axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(np.median(v)), float(lo), float(hi)
+
+
+def speedup_ratios(iters_without, iters_with, budget):
+    """Per-seed ratio (iterations without TCR) / (iterations with TCR).
+
+    Seeds are paired (same initial weights and trials). A run that did not
+    reach criterion is counted at the iteration ``budget``, so its ratio is a
+    bound, not a measurement; the caller reports how many were censored.
+    """
+    a = np.array([budget if x is None else x for x in iters_without], dtype=float)
+    b = np.array([budget if x is None else x for x in iters_with], dtype=float)
+    return a / np.maximum(b, 1.0)

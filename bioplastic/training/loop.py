@@ -1,0 +1,231 @@
+"""The training loop: BPTT with a lambda_TCR schedule, history, checkpoints.
+
+``train`` runs at most ``iterations`` parameter updates. Before update k it
+evaluates the loss on a fresh batch; when the batch is solved (task accuracy
+>= criterion) and a larger held-out batch confirms it, training stops and
+``converged_at = k``: the number of updates it took ("iterations to
+criterion").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import config as global_config
+from ..errors import ConfigError, DivergenceError
+from ..io.runfile import write_run
+from ..networks.base import Network, Params
+from ..seeding import check_seed, make_streams
+from ..tasks.base import Task
+from .objective import loss_and_grads
+from .optim import Optimizer, clip_by_global_norm, make_optimizer
+from .schedules import make_schedule
+
+HISTORY_COLUMNS = ("iteration", "loss", "task_loss", "tcr_loss", "accuracy", "grad_norm", "lambda_tcr")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    network, task : the objects trained on
+    params : final Params
+    history : dict of 1-D arrays, one entry per evaluated iteration
+        (``HISTORY_COLUMNS``)
+    checkpoints : dict iteration -> Params (parameters *before* that update)
+    converged_at : int or None, iterations to criterion
+    status : "converged", "max_iterations" or "diverged"
+    seed : int
+    config : the resolved configuration (JSON-serialisable)
+    run_file : Path or None
+    """
+
+    network: Network
+    task: Task
+    params: Params
+    history: dict
+    checkpoints: dict
+    converged_at: int | None
+    status: str
+    seed: int
+    config: dict
+    run_file: Path | None = None
+    final_accuracy: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+    def save(self, path) -> Path:
+        """Write the run file (atomic) and return its path."""
+        self.run_file = write_run(path, config=self.config, seed=self.seed, status=self.status,
+                                  params=self.params, history=self.history, checkpoints=self.checkpoints,
+                                  attrs={"converged_at": self.converged_at,
+                                         "final_accuracy": self.final_accuracy})
+        return self.run_file
+
+    def summary(self) -> str:
+        n = len(self.history["iteration"])
+        if self.status == "converged":
+            head = f"solved after {self.converged_at} iterations"
+        else:
+            head = f"{self.status} after {n} evaluations"
+        return (f"{self.network.kind} on {self.task.name} (seed {self.seed}): {head}; "
+                f"final accuracy {self.final_accuracy:.3f}, final loss {self.history['loss'][-1]:.4g}")
+
+
+def _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at):
+    ks = {0}
+    if checkpoint_every:
+        if int(checkpoint_every) < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {checkpoint_every!r}")
+        ks.update(range(0, iterations + 1, int(checkpoint_every)))
+    for k in checkpoint_at or ():
+        if not 0 <= int(k) <= iterations:
+            raise ConfigError(f"checkpoint iteration {k} outside [0, {iterations}]")
+        ks.add(int(k))
+    return ks
+
+
+def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optimizer="adam", lr=1e-3,
+          clip=1.0, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None, seed=None, params=None,
+          checkpoint_every=None, checkpoint_at=(), early_stop=True, eval_batch_size=128,
+          run_file=None, progress=None, extra_config=None) -> TrainResult:
+    """Train ``network`` on ``task`` by BPTT with optional TCR.
+
+    Parameters
+    ----------
+    network : Network
+    task : Task
+    iterations : int, maximum number of updates
+    batch_size : int, trials per update
+    optimizer : {"adam", "sgd"} or Optimizer
+    lr : float, learning rate (ignored when an Optimizer object is given)
+    clip : float or None, gradient-norm clipping threshold
+    lambda_tcr : float, mapping or Schedule, see :mod:`bioplastic.training.schedules`
+    tcr_on : {"rates", "states"}
+    tcr_epoch : str or None, restrict TCR to this task epoch
+    seed : int or None (drawn and recorded)
+    params : Params or None (initialised from the seed's "init" stream)
+    checkpoint_every, checkpoint_at : which iterations keep a parameter copy
+    early_stop : stop at the success criterion
+    eval_batch_size : trials of the held-out batch that confirms success
+    run_file : path or None; if given, the run file is rewritten (atomically)
+        at each checkpoint and at the end, so an interrupted or diverging run
+        keeps what it had.
+    progress : bool or None (``bioplastic.config`` "progress")
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    DivergenceError
+        If the loss or a gradient becomes non-finite; the run file (if any)
+        is written first with status "diverged", and the partial result is
+        attached to the exception.
+    """
+    if not isinstance(network, Network):
+        raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
+    if not isinstance(task, Task):
+        raise ConfigError(f"task must be a bioplastic Task, got {type(task).__name__}")
+    if network.n_inputs != task.n_inputs or network.n_outputs != task.n_outputs:
+        raise ConfigError(f"network has {network.n_inputs} inputs / {network.n_outputs} outputs but task "
+                          f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
+    iterations = _positive_int("iterations", iterations, allow_zero=True)
+    batch_size = _positive_int("batch_size", batch_size)
+    eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+    seed = check_seed(seed)
+    streams = make_streams(seed)
+    schedule = make_schedule(lambda_tcr)
+    opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
+    if clip is not None and not float(clip) > 0:
+        raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
+    params = network.init_params(streams["init"]) if params is None else network.check_params(params)
+    ckpt_ks = _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at)
+    run_file = None if run_file is None else Path(run_file)
+
+    cfg = {
+        "model": network.settings(),
+        "task": {"name": task.name, **task.settings()},
+        "training": {"rule": "bptt", "iterations": iterations, "batch_size": batch_size,
+                     "optimizer": type(opt).__name__.lower(), "lr": opt.lr,
+                     "clip": clip, "lambda_tcr": schedule.describe(), "tcr_on": tcr_on,
+                     "tcr_epoch": tcr_epoch, "early_stop": early_stop,
+                     "eval_batch_size": eval_batch_size},
+        "seed": seed,
+        **(extra_config or {}),
+    }
+    history = {c: [] for c in HISTORY_COLUMNS}
+    result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
+
+    def finish(status):
+        result.status = status
+        result.history = {c: np.asarray(v) for c, v in history.items()}
+        if run_file is not None:
+            result.save(run_file)
+        return result
+
+    show = global_config.get("progress") if progress is None else progress
+    accuracy = None
+    bar = tqdm(total=iterations, disable=not show, desc=f"{network.kind}/{task.name}", leave=False)
+    try:
+        for k in range(iterations + 1):
+            if k in ckpt_ks:
+                result.checkpoints[k] = params.copy()
+                if run_file is not None and k > 0:
+                    finish("running")
+            batch = task.sample(batch_size, streams["task"])
+            lam = float(schedule(k, accuracy))
+            noise = network.draw_noise(streams["noise"], batch.T, batch_size)
+            ev = loss_and_grads(network, params, batch, lambda_tcr=lam, tcr_on=tcr_on,
+                                tcr_epoch=tcr_epoch, noise=noise)
+            accuracy = task.accuracy(ev.traj.outputs, batch) if np.all(np.isfinite(ev.traj.outputs)) else 0.0
+            grads, gnorm = clip_by_global_norm(ev.grads, clip)
+            for col, v in zip(HISTORY_COLUMNS, (k, ev.loss, ev.task_loss, ev.tcr_loss, accuracy, gnorm, lam)):
+                history[col].append(v)
+            if not (np.isfinite(ev.loss) and np.isfinite(gnorm)):
+                result.converged_at = None
+                finish("diverged")
+                raise DivergenceError(
+                    f"training diverged at iteration {k}: loss={ev.loss}, gradient norm={gnorm}"
+                    + (f"; run file with checkpoints so far: {run_file}" if run_file else "")
+                    + " (lower lr, g or lambda_TCR, or clip harder)",
+                    iteration=k, result=result)
+            if early_stop and accuracy >= task.criterion and _confirm(network, params, task, eval_batch_size,
+                                                                       streams["eval"]):
+                result.converged_at = k
+                break
+            if k == iterations:
+                break
+            opt.step(params, grads)
+            bar.update(1)
+            if show and k % 20 == 0:
+                bar.set_postfix(loss=f"{ev.loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
+    finally:
+        bar.close()
+    result.checkpoints[k] = params.copy()
+    result.final_accuracy = _held_out_accuracy(network, params, task, eval_batch_size, streams["eval"])
+    return finish("converged" if result.converged_at is not None else "max_iterations")
+
+
+def _positive_int(name, v, allow_zero=False):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+    return int(v)
+
+
+def _held_out_accuracy(network, params, task, batch_size, rng):
+    batch = task.sample(batch_size, rng)
+    noise = network.draw_noise(rng, batch.T, batch_size)
+    out = network.forward(params, batch.inputs, noise=noise).outputs
+    if not np.all(np.isfinite(out)):
+        return 0.0
+    return float(task.accuracy(out, batch))
+
+
+def _confirm(network, params, task, batch_size, rng) -> bool:
+    return _held_out_accuracy(network, params, task, batch_size, rng) >= task.criterion

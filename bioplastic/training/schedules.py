@@ -1,0 +1,119 @@
+"""Schedules for the TCR weight lambda_TCR(k), k the training iteration (SPEC 4).
+
+Every schedule is called as ``schedule(k, accuracy)`` where ``accuracy`` is the
+task accuracy measured on the batch of iteration k-1 (None at k = 0), and
+returns the lambda to use at iteration k. Schedules are built from a number or
+a small mapping by :func:`make_schedule`, e.g. ``{"kind": "linear", "value":
+0.1, "iterations": 500}``.
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+SCHEDULES = Registry("lambda_TCR schedule")
+
+
+def _nonneg(name, v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number, got {v!r}") from exc
+    if not math.isfinite(v) or v < 0:
+        raise ConfigError(f"{name} must be finite and >= 0, got {v!r}")
+    return v
+
+
+class Schedule:
+    """Base class: ``__call__(k, accuracy) -> lambda``; ``describe()`` for files."""
+
+    kind = ""
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.describe()})"
+
+
+@SCHEDULES.register("constant")
+class Constant(Schedule):
+    """lambda(k) = value."""
+
+    kind = "constant"
+
+    def __init__(self, value=0.0):
+        self.value = _nonneg("lambda_TCR value", value)
+
+    def __call__(self, k, accuracy=None):
+        return self.value
+
+
+@SCHEDULES.register("step_off")
+class StepOff(Schedule):
+    """lambda(k) = value until the batch accuracy first reaches ``threshold``, then 0."""
+
+    kind = "step_off"
+
+    def __init__(self, value=0.1, threshold=0.9):
+        self.value = _nonneg("lambda_TCR value", value)
+        self.threshold = _nonneg("threshold", threshold)
+        self._off = False
+
+    def __call__(self, k, accuracy=None):
+        if accuracy is not None and accuracy >= self.threshold:
+            self._off = True
+        return 0.0 if self._off else self.value
+
+
+@SCHEDULES.register("linear")
+class LinearDecay(Schedule):
+    """lambda(k) = value * max(0, 1 - k / iterations)."""
+
+    kind = "linear"
+
+    def __init__(self, value=0.1, iterations=1000):
+        self.value = _nonneg("lambda_TCR value", value)
+        self.iterations = _nonneg("iterations", iterations)
+        if self.iterations == 0:
+            raise ConfigError("linear schedule needs iterations > 0")
+
+    def __call__(self, k, accuracy=None):
+        return self.value * max(0.0, 1.0 - k / self.iterations)
+
+
+@SCHEDULES.register("exponential")
+class ExponentialDecay(Schedule):
+    """lambda(k) = value * 2^(-k / half_life)."""
+
+    kind = "exponential"
+
+    def __init__(self, value=0.1, half_life=200):
+        self.value = _nonneg("lambda_TCR value", value)
+        self.half_life = _nonneg("half_life", half_life)
+        if self.half_life == 0:
+            raise ConfigError("exponential schedule needs half_life > 0")
+
+    def __call__(self, k, accuracy=None):
+        return self.value * 2.0 ** (-k / self.half_life)
+
+
+def make_schedule(spec) -> Schedule:
+    """Build a schedule from a number (constant), a Schedule, or a mapping with ``kind``."""
+    if isinstance(spec, Schedule):
+        return spec
+    if spec is None:
+        return Constant(0.0)
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Constant(spec)
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        kind = spec.pop("kind", "constant")
+        cls = SCHEDULES.get(kind)
+        try:
+            return cls(**spec)
+        except TypeError as exc:
+            raise ConfigError(f"bad settings for schedule {kind!r}: {exc}") from exc
+    raise ConfigError(f"cannot build a lambda_TCR schedule from {spec!r}")

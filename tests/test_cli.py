@@ -1,0 +1,67 @@
+"""The ``bioplastic`` command line, run in-process and as a real console script."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bioplastic.cli import main
+from bioplastic.io import read_run
+
+
+def test_train_writes_run_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["train", "--model", "lfrnn", "--task", "flipflop", "--tcr", "0.5", "--seed", "3",
+               "--iterations", "4", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    data = read_run(out / "run.h5")
+    assert data.seed == 3
+    assert data.config["training"]["lambda_tcr"]["value"] == 0.5
+    assert data.config["spec"].endswith("lfrnn.toml")
+    assert "run file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "lfrnn", "--task", "flipflopp", "--out", "X"], "did you mean 'flipflop'"),
+    (["train", "--model", "nosuchspec", "--task", "flipflop", "--out", "X"], "no model 'nosuchspec'"),
+    (["train", "--model", "lfrnn", "--task", "flipflop", "--rule", "hebb", "--out", "X"], "unknown rule 'hebb'"),
+    (["train", "--model", "lfrnn", "--task", "flipflop", "--tcr", "-1", "--out", "X"], "lambda_TCR"),
+    (["run", "nosuchprotocol"], "no protocol 'nosuchprotocol'"),
+])
+def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_list(capsys):
+    assert main(["list", "tasks"]) == 0
+    assert capsys.readouterr().out.split() == ["delayed_addition", "evidence_accumulation", "flipflop"]
+    assert main(["list", "protocols"]) == 0
+    assert "tcr_speedup" in capsys.readouterr().out.split()
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("bioplastic")
+    if exe is None:
+        pytest.skip("bioplastic is not installed as a console script (run pip install -e .)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("bioplastic ")
+
+
+def test_protocol_runs_tiny(tmp_path, monkeypatch):
+    """tcr_speedup end to end on a tiny setting: all outputs present and consistent."""
+    from bioplastic.protocol import load_protocol
+
+    mod = load_protocol("tcr_speedup")
+    monkeypatch.setattr(mod, "QUICK", {"gains": [1.5], "seeds": 2, "n_units": 8, "iterations": 6})
+    mod.main(tmp_path, quick=True)
+    pred = json.loads((tmp_path / "predictions.json").read_text())
+    g = pred["gains"]["1.5"]
+    assert len(g["conditions"]["no_tcr"]["iterations_to_criterion"]) == 2
+    assert g["speedup"]["censored_pairs"] == 2  # 6 iterations cannot solve the task
+    assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+    assert "speed-up" in (tmp_path / "report.md").read_text()
+    assert len(list((tmp_path / "runs").glob("*.h5"))) == 4

@@ -1,0 +1,139 @@
+"""Run files (HDF5), atomic writes, model spec files."""
+import h5py
+import numpy as np
+import pytest
+
+import bioplastic as bp
+from bioplastic.errors import ConfigError, SchemaError
+from bioplastic.io import read_run, write_text
+from bioplastic.io.runfile import SCHEMA_VERSION
+from bioplastic.io.specs import load_spec, network_from_spec
+
+
+@pytest.fixture
+def trained(tmp_path):
+    task = bp.get_task("flipflop")
+    net = bp.make_network("lfrnn", 3, 3, n_units=12, dale=0.8, sparsity=0.2)
+    path = tmp_path / "run.h5"
+    r = bp.train(net, task, iterations=6, seed=7, checkpoint_every=3, run_file=path, lambda_tcr=0.2)
+    return r, path
+
+
+def test_run_file_round_trip(trained):
+    r, path = trained
+    data = read_run(path)
+    assert data.seed == 7 and data.status == r.status
+    assert data.attrs["schema_version"] == SCHEMA_VERSION
+    assert data.attrs["package_version"] == bp.__version__
+    assert data.config["model"]["kind"] == "lfrnn" and data.config["model"]["dale"] == 0.8
+    assert data.config["training"]["lambda_tcr"] == {"kind": "constant", "value": 0.2}
+    for k, v in r.params.items():
+        np.testing.assert_array_equal(data.params[k], v)
+    for k, v in r.history.items():
+        np.testing.assert_array_equal(data.history[k], v)
+    assert sorted(data.checkpoints) == sorted(r.checkpoints)
+    np.testing.assert_array_equal(data.constraints["W"].sign, r.params.constraints["W"].sign)
+    np.testing.assert_array_equal(data.constraints["W"].connectivity, r.params.constraints["W"].connectivity)
+
+
+def test_reloaded_network_reproduces_trajectory(trained):
+    r, path = trained
+    data = read_run(path)
+    model = dict(data.config["model"])
+    net = bp.make_network(model.pop("kind"), **{k: v for k, v in model.items()})
+    task = bp.get_task(data.config["task"]["name"])
+    batch = task.sample(4, np.random.default_rng(0))
+    a = r.network.forward(r.params, batch.inputs).states
+    b = net.forward(data.params, batch.inputs).states
+    np.testing.assert_array_equal(a, b)
+
+
+def test_large_datasets_are_chunked_and_compressed(tmp_path):
+    task = bp.get_task("flipflop")
+    net = bp.make_network("lfrnn", 3, 3, n_units=64)
+    path = tmp_path / "big.h5"
+    bp.train(net, task, iterations=1, seed=0, run_file=path)
+    with h5py.File(path) as f:
+        assert f["params/W"].compression == "gzip" and f["params/W"].chunks is not None
+
+
+def test_foreign_truncated_and_newer_files_are_refused(tmp_path, trained):
+    _, good = trained
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    with pytest.raises(SchemaError, match="not a bioplastic run file"):
+        read_run(foreign)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(SchemaError, match="not a readable HDF5"):
+        read_run(truncated)
+    with pytest.raises(SchemaError, match="does not exist"):
+        read_run(tmp_path / "missing.h5")
+    newer = tmp_path / "newer.h5"
+    newer.write_bytes(good.read_bytes())
+    with h5py.File(newer, "a") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(SchemaError, match="schema version"):
+        read_run(newer)
+    no_params = tmp_path / "noparams.h5"
+    no_params.write_bytes(good.read_bytes())
+    with h5py.File(no_params, "a") as f:
+        del f["params"]
+    with pytest.raises(SchemaError, match="/params"):
+        read_run(no_params)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "a.txt"
+    write_text(path, "old")
+    from bioplastic.io.atomic import atomic_path
+
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left behind
+    with pytest.raises(ConfigError, match="does not exist"):
+        write_text(tmp_path / "nosuchdir" / "x.txt", "x")
+
+
+@pytest.mark.parametrize("name", ["lfrnn", "lfrnn_chaotic", "plrnn", "rank1", "lstm"])
+def test_shipped_specs_load_and_build(name):
+    spec = load_spec(name)
+    net = network_from_spec(spec, bp.get_task("flipflop"))
+    assert net.kind == spec["model"]["kind"]
+    if name == "lfrnn_chaotic":
+        assert net.g == 3.0
+    elif name == "lfrnn":
+        assert net.g == 1.5
+
+
+def test_spec_errors(tmp_path):
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[model]\nkind = "lfrnn"\nn_units = 8\ntua = 10.0\n')
+    with pytest.raises(ConfigError, match="'tua' \\(did you mean 'tau'\\?\\)"):
+        load_spec(typo)
+    bad_train = tmp_path / "bt.toml"
+    bad_train.write_text('[model]\nkind = "lfrnn"\nn_units = 8\n[training]\nlearning_rate = 0.1\n')
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_spec(bad_train)
+    bad_section = tmp_path / "bs.toml"
+    bad_section.write_text('[modle]\nkind = "lfrnn"\n')
+    with pytest.raises(ConfigError, match="modle"):
+        load_spec(bad_section)
+    bad_kind = tmp_path / "bk.toml"
+    bad_kind.write_text('[model]\nkind = "gru"\n')
+    with pytest.raises(bp.UnknownNameError, match="gru"):
+        load_spec(bad_kind)
+    not_toml = tmp_path / "nt.toml"
+    not_toml.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_spec(not_toml)
+    with pytest.raises(bp.UnknownNameError, match="lfrnn"):
+        load_spec("lfrn")
+    neg = tmp_path / "neg.toml"
+    neg.write_text('[model]\nkind = "lfrnn"\nn_units = 8\ntau = -1.0\n')
+    with pytest.raises(ConfigError, match="tau"):
+        network_from_spec(load_spec(neg), bp.get_task("flipflop"))

@@ -1,0 +1,137 @@
+"""Training loop, schedules, optimisers, divergence handling."""
+import numpy as np
+import pytest
+
+import bioplastic as bp
+from bioplastic.errors import ConfigError, DivergenceError
+from bioplastic.training import make_schedule
+from bioplastic.training.optim import Adam, clip_by_global_norm
+from bioplastic.training.schedules import ExponentialDecay, LinearDecay, StepOff
+
+
+def small(kind="lfrnn", task="flipflop", **kw):
+    t = bp.get_task(task)
+    return bp.make_network(kind, t.n_inputs, t.n_outputs, n_units=16, **kw), t
+
+
+def test_same_seed_same_result():
+    net, task = small()
+    a = bp.train(net, task, iterations=5, seed=3)
+    b = bp.train(net, task, iterations=5, seed=3)
+    c = bp.train(net, task, iterations=5, seed=4)
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    assert not np.array_equal(a.params["W"], c.params["W"])
+
+
+def test_history_columns_and_checkpoints():
+    net, task = small()
+    r = bp.train(net, task, iterations=10, seed=0, checkpoint_every=5, lambda_tcr=0.5, early_stop=False)
+    assert set(r.history) == set(bp.training.HISTORY_COLUMNS)
+    assert len(r.history["loss"]) == 11
+    np.testing.assert_allclose(r.history["loss"], r.history["task_loss"] + 0.5 * r.history["tcr_loss"])
+    assert sorted(r.checkpoints) == [0, 5, 10]
+    assert r.status == "max_iterations" and r.converged_at is None
+    # checkpoint 0 is the initialisation, and training moved the weights
+    assert not np.array_equal(r.checkpoints[0]["W"], r.checkpoints[10]["W"])
+
+
+def test_training_reduces_loss():
+    net, task = small()
+    r = bp.train(net, task, iterations=150, lr=3e-3, seed=1, early_stop=False)
+    first, last = r.history["task_loss"][:10].mean(), r.history["task_loss"][-10:].mean()
+    assert last < 0.6 * first
+
+
+def test_early_stop_at_criterion_records_iteration():
+    net, task = small()
+    task = bp.get_task("flipflop", criterion=0.5)  # easy criterion: reached quickly
+    r = bp.train(net, task, iterations=400, lr=3e-3, seed=2)
+    assert r.status == "converged"
+    assert r.converged_at == len(r.history["loss"]) - 1
+    assert r.history["accuracy"][-1] >= 0.5
+
+
+@pytest.mark.parametrize("kind", ["lfrnn", "plrnn", "rank1", "lstm"])
+def test_every_model_trains_a_few_steps(kind):
+    net, task = small(kind)
+    r = bp.train(net, task, iterations=3, seed=0, lambda_tcr=0.1)
+    assert np.all(np.isfinite(r.history["loss"]))
+
+
+def test_divergence_raises_and_keeps_checkpoints(tmp_path):
+    net, task = small(g=1.5)
+    path = tmp_path / "run.h5"
+    with pytest.raises(DivergenceError, match="diverged at iteration") as info:
+        bp.train(net, task, iterations=60, optimizer="sgd", lr=1e6, clip=None, seed=0,
+                 checkpoint_every=1, run_file=path, early_stop=False)
+    data = bp.read_run(path)
+    assert data.status == "diverged"
+    assert len(data.checkpoints) >= 1
+    assert all(np.all(np.isfinite(v)) for v in data.checkpoints[0].values())
+    assert info.value.result is not None and info.value.iteration >= 1
+
+
+def test_bad_arguments():
+    net, task = small()
+    with pytest.raises(ConfigError, match="iterations"):
+        bp.train(net, task, iterations=-1)
+    with pytest.raises(ConfigError, match="seed"):
+        bp.train(net, task, iterations=1, seed=-3)
+    with pytest.raises(ConfigError, match="lr"):
+        bp.train(net, task, iterations=1, lr=-1)
+    with pytest.raises(bp.UnknownNameError, match="optimizer"):
+        bp.train(net, task, iterations=1, optimizer="adamw")
+    other = bp.get_task("delayed_addition")
+    with pytest.raises(ConfigError, match="inputs"):
+        bp.train(net, other, iterations=1)
+    with pytest.raises(ConfigError, match="tcr_on"):
+        bp.train(net, task, iterations=1, tcr_on="weights")
+    with pytest.raises(ConfigError, match="epoch"):
+        bp.train(net, task, iterations=1, lambda_tcr=0.1, tcr_epoch="nosuch")
+
+
+def test_schedules():
+    assert make_schedule(0.3)(100) == 0.3
+    lin = LinearDecay(1.0, iterations=10)
+    assert lin(0) == 1.0 and lin(5) == 0.5 and lin(20) == 0.0
+    exp = ExponentialDecay(1.0, half_life=10)
+    assert exp(10) == pytest.approx(0.5)
+    step = StepOff(0.2, threshold=0.9)
+    assert step(0, None) == 0.2 and step(1, 0.5) == 0.2 and step(2, 0.95) == 0.0 and step(3, 0.1) == 0.0
+    assert isinstance(make_schedule({"kind": "linear", "value": 1, "iterations": 5}), LinearDecay)
+    with pytest.raises(ConfigError, match=">= 0"):
+        make_schedule(-1.0)
+    with pytest.raises(bp.UnknownNameError, match="schedule"):
+        make_schedule({"kind": "cosine"})
+    with pytest.raises(ConfigError, match="bad settings"):
+        make_schedule({"kind": "linear", "value": 1, "steps": 5})
+
+
+def test_schedule_reaches_training_history():
+    net, task = small()
+    r = bp.train(net, task, iterations=4, seed=0, early_stop=False,
+                 lambda_tcr={"kind": "linear", "value": 1.0, "iterations": 4})
+    np.testing.assert_allclose(r.history["lambda_tcr"], [1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def test_clipping_and_adam_against_formula(rng):
+    g = {"a": np.array([3.0, 4.0])}
+    clipped, norm = clip_by_global_norm(g, 1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.8])
+    params = bp.networks.Params({"a": np.array([1.0, -1.0])})
+    opt = Adam(lr=0.1)
+    opt.step(params, {"a": np.array([0.5, -2.0])})
+    # first Adam step moves each entry by lr * sign(g) (bias-corrected)
+    np.testing.assert_allclose(params["a"], [0.9, -0.9], atol=1e-6)
+
+
+def test_tcr_reduces_activity_change():
+    """A strong TCR term makes the trained network's rates change less per step."""
+    net, task = small(g=3.0)
+    plain = bp.train(net, task, iterations=60, seed=5, early_stop=False, lr=3e-3)
+    tcr = bp.train(net, task, iterations=60, seed=5, early_stop=False, lr=3e-3, lambda_tcr=500.0)
+    # same seed: identical start, so the TCR loss is measured on the same footing
+    assert tcr.history["tcr_loss"][0] == plain.history["tcr_loss"][0]
+    assert tcr.history["tcr_loss"][-10:].mean() < 0.8 * plain.history["tcr_loss"][-10:].mean()
