@@ -56,12 +56,14 @@ def test_protocol_runs_tiny(tmp_path, monkeypatch):
     from bioplastic.protocol import load_protocol
 
     mod = load_protocol("tcr_speedup")
-    monkeypatch.setattr(mod, "QUICK", {"gains": [1.5], "seeds": 2, "n_units": 8, "iterations": 6})
+    monkeypatch.setattr(mod, "QUICK", {"gains": [1.5], "seeds": 2, "n_units": 8, "iterations": 6,
+                                        "conditions": ["no_tcr", "tcr_decay"]})
     mod.main(tmp_path, quick=True)
     pred = json.loads((tmp_path / "predictions.json").read_text())
     g = pred["gains"]["1.5"]
     assert len(g["conditions"]["no_tcr"]["iterations_to_criterion"]) == 2
-    assert g["speedup"]["censored_pairs"] == 2  # 6 iterations cannot solve the task
+    assert g["speedup"]["tcr_decay"]["censored_pairs"] == 2  # 6 iterations cannot solve the task
+    assert g["speedup"]["tcr_decay"]["median"] == 1.0  # both censored at the budget
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000
     assert "speed-up" in (tmp_path / "report.md").read_text()
     assert len(list((tmp_path / "runs").glob("*.h5"))) == 4
