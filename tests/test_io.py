@@ -137,3 +137,44 @@ def test_spec_errors(tmp_path):
     neg.write_text('[model]\nkind = "lfrnn"\nn_units = 8\ntau = -1.0\n')
     with pytest.raises(ConfigError, match="tau"):
         network_from_spec(load_spec(neg), bp.get_task("flipflop"))
+
+
+def _interrupt_after(monkeypatch, n_calls):
+    """Make the n-th loss evaluation raise KeyboardInterrupt, as a Ctrl-C would."""
+    import bioplastic.training.loop as loop
+
+    real, calls = loop.loss_and_grads, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "loss_and_grads", flaky)
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    task = bp.get_task("flipflop")
+    net = bp.make_network("lfrnn", 3, 3, n_units=16)
+    kw = dict(iterations=40, seed=3, checkpoint_every=10, early_stop=False,
+              lambda_tcr={"kind": "step_off", "value": 1.0, "threshold": 0.3})
+    full = bp.train(net, task, run_file=tmp_path / "full.h5", **kw)
+    _interrupt_after(monkeypatch, 26)
+    with pytest.raises(KeyboardInterrupt):
+        bp.train(net, task, run_file=tmp_path / "part.h5", **kw)
+    monkeypatch.undo()
+    part = read_run(tmp_path / "part.h5")
+    assert part.status == "running" and part.resume["iteration"] == 20
+    resumed = bp.training.resume(tmp_path / "part.h5")
+    for k in full.params:
+        np.testing.assert_array_equal(resumed.params[k], full.params[k])
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+    assert sorted(resumed.checkpoints) == sorted(full.checkpoints)
+    assert read_run(tmp_path / "part.h5").status == "max_iterations"
+
+
+def test_resume_refuses_finished_run(trained):
+    _, path = trained
+    with pytest.raises(SchemaError, match="no resume state"):
+        bp.training.resume(path)

@@ -11,14 +11,16 @@ RULES = ("bptt",)
 def add_parser(sub):
     p = sub.add_parser("train", help="train one network on one task, write DIR/run.h5",
                        description="Train a network from a model spec on a task and write the HDF5 run file.")
-    p.add_argument("--model", required=True, help="spec file or name in models/ (e.g. lfrnn, lfrnn_chaotic)")
-    p.add_argument("--task", required=True, help="task name (see `bioplastic list tasks`)")
+    p.add_argument("--model", help="spec file or name in models/ (e.g. lfrnn, lfrnn_chaotic)")
+    p.add_argument("--task", help="task name (see `bioplastic list tasks`)")
+    p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its last checkpoint "
+                   "(settings come from the file; --iterations may raise the budget)")
     p.add_argument("--rule", default="bptt", help="learning rule (default bptt)")
     p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA", help="constant lambda_TCR (default: spec or 0)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
     p.add_argument("--iterations", type=int, default=None, help="override the spec's iteration budget")
     p.add_argument("--checkpoint-every", type=int, default=None, help="keep parameters every K iterations")
-    p.add_argument("--out", required=True, help="output folder (created); the run file is OUT/run.h5")
+    p.add_argument("--out", help="output folder (created); the run file is OUT/run.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -26,7 +28,16 @@ def add_parser(sub):
 def run(args):
     from ..io.specs import load_spec, network_from_spec
     from ..tasks import get_task
-    from ..training import train
+    from ..training import resume, train
+
+    if args.resume:
+        result = resume(args.resume, iterations=args.iterations, progress=False if args.no_progress else None)
+        print(result.summary())
+        print(f"run file: {result.run_file}")
+        return 0
+    missing = [f"--{n}" for n in ("model", "task", "out") if getattr(args, n) is None]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} required (or --resume RUN.h5)")
 
     if args.rule.lower() not in RULES:
         from ..errors import UnknownNameError

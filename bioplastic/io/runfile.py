@@ -44,6 +44,7 @@ class RunData:
     history: dict
     checkpoints: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    resume: dict | None = None
 
 
 def _dataset(group, name, data):
@@ -60,8 +61,13 @@ def _write_params(group, params):
 
 
 def write_run(path, *, config: dict, seed: int, status: str, params, history: dict,
-              checkpoints: dict | None = None, attrs: dict | None = None) -> Path:
-    """Write a complete run file atomically and return its path."""
+              checkpoints: dict | None = None, attrs: dict | None = None, resume: dict | None = None) -> Path:
+    """Write a complete run file atomically and return its path.
+
+    ``resume`` (written by an unfinished run at each checkpoint) holds the
+    iteration, random-stream states, schedule and optimiser state needed to
+    continue bit for bit; see :func:`bioplastic.training.resume`.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -86,7 +92,32 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
             ckg = f.create_group("checkpoints")
             for k, p in sorted((checkpoints or {}).items()):
                 _write_params(ckg.create_group(f"{int(k):08d}"), p)
+            if resume is not None:
+                _write_resume(f.create_group("resume"), resume)
     return path
+
+
+def _write_resume(group, resume: dict) -> None:
+    opt = resume["optimizer"]
+    arrays = {slot: {k: v for k, v in vals.items() if isinstance(v, np.ndarray)} for slot, vals in opt.items()}
+    scalars = {slot: {k: v for k, v in vals.items() if not isinstance(v, np.ndarray)} for slot, vals in opt.items()}
+    state = {"iteration": resume["iteration"], "accuracy": resume["accuracy"], "streams": resume["streams"],
+             "schedule": resume["schedule"], "optimizer_scalars": scalars}
+    group.attrs["state"] = json.dumps(state, default=_json_default)
+    og = group.create_group("optimizer")
+    for slot, vals in arrays.items():
+        sg = og.create_group(slot)
+        for k, v in vals.items():
+            sg.create_dataset(k, data=v)
+
+
+def _read_resume(group) -> dict:
+    state = json.loads(group.attrs["state"])
+    optimizer = {slot: dict(vals) for slot, vals in state.pop("optimizer_scalars").items()}
+    for slot, g in group["optimizer"].items():
+        optimizer.setdefault(slot, {}).update({k: d[()] for k, d in g.items()})
+    state["optimizer"] = optimizer
+    return state
 
 
 def _json_default(obj):
@@ -141,6 +172,8 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
             history={k: v[()] for k, v in f["history"].items()},
             attrs={k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()},
         )
+        if "resume" in f:
+            data.resume = _read_resume(f["resume"])
         if checkpoints:
             data.checkpoints = {int(k): {n: d[()] for n, d in g.items()} for k, g in f["checkpoints"].items()}
     return data

@@ -58,12 +58,12 @@ class TrainResult:
     final_accuracy: float = float("nan")
     extra: dict = field(default_factory=dict)
 
-    def save(self, path) -> Path:
+    def save(self, path, resume=None) -> Path:
         """Write the run file (atomic) and return its path."""
         self.run_file = write_run(path, config=self.config, seed=self.seed, status=self.status,
                                   params=self.params, history=self.history, checkpoints=self.checkpoints,
                                   attrs={"converged_at": self.converged_at,
-                                         "final_accuracy": self.final_accuracy})
+                                         "final_accuracy": self.final_accuracy}, resume=resume)
         return self.run_file
 
     def summary(self) -> str:
@@ -92,7 +92,7 @@ def _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at):
 def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optimizer="adam", lr=1e-3,
           clip=1.0, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None, seed=None, params=None,
           checkpoint_every=None, checkpoint_at=(), early_stop=True, eval_batch_size=128,
-          run_file=None, progress=None, extra_config=None) -> TrainResult:
+          run_file=None, progress=None, extra_config=None, _resume=None) -> TrainResult:
     """Train ``network`` on ``task`` by BPTT with optional TCR.
 
     Parameters
@@ -155,29 +155,46 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                      "optimizer": type(opt).__name__.lower(), "lr": opt.lr,
                      "clip": clip, "lambda_tcr": schedule.describe(), "tcr_on": tcr_on,
                      "tcr_epoch": tcr_epoch, "early_stop": early_stop,
-                     "eval_batch_size": eval_batch_size},
+                     "eval_batch_size": eval_batch_size, "checkpoint_every": checkpoint_every,
+                     "checkpoint_at": sorted(int(k) for k in checkpoint_at or ())},
         "seed": seed,
         **(extra_config or {}),
     }
     history = {c: [] for c in HISTORY_COLUMNS}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
+    accuracy, start = None, 0
+    if _resume is not None:
+        start, accuracy = _resume["iteration"], _resume["accuracy"]
+        params = result.params = network.check_params(_resume["checkpoints"][start])
+        result.checkpoints = dict(_resume["checkpoints"])
+        history = {c: list(_resume["history"][c][:start]) for c in HISTORY_COLUMNS}
+        for name, state in _resume["streams"].items():
+            streams[name].bit_generator.state = state
+        schedule.load_state(_resume["schedule"])
+        opt.load_state_dict(_resume["optimizer"])
 
-    def finish(status):
+    def resume_state(k):
+        # Everything needed to continue bit for bit from the top of iteration k.
+        return {"iteration": k, "accuracy": accuracy,
+                "streams": {n: g.bit_generator.state for n, g in streams.items()},
+                "schedule": schedule.state(), "optimizer": opt.state_dict()}
+
+    def finish(status, resume=None):
         result.status = status
         result.history = {c: np.asarray(v) for c, v in history.items()}
         if run_file is not None:
-            result.save(run_file)
+            result.save(run_file, resume=resume)
         return result
 
     show = global_config.get("progress") if progress is None else progress
-    accuracy = None
-    bar = tqdm(total=iterations, disable=not show, desc=f"{network.kind}/{task.name}", leave=False)
+    bar = tqdm(total=iterations, initial=start, disable=not show, desc=f"{network.kind}/{task.name}",
+               leave=False)
     try:
-        for k in range(iterations + 1):
-            if k in ckpt_ks:
+        for k in range(start, iterations + 1):
+            if k in ckpt_ks and not (_resume is not None and k == start):
                 result.checkpoints[k] = params.copy()
                 if run_file is not None and k > 0:
-                    finish("running")
+                    finish("running", resume=resume_state(k))
             batch = task.sample(batch_size, streams["task"])
             lam = float(schedule(k, accuracy))
             noise = network.draw_noise(streams["noise"], batch.T, batch_size)
@@ -229,3 +246,48 @@ def _held_out_accuracy(network, params, task, batch_size, rng):
 
 def _confirm(network, params, task, batch_size, rng) -> bool:
     return _held_out_accuracy(network, params, task, batch_size, rng) >= task.criterion
+
+
+def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
+    """Continue an interrupted run from the last checkpoint in its run file.
+
+    The network, task and training settings come from the file's config; the
+    random streams, optimiser and schedule state were saved with the
+    checkpoint, so the resumed run ends with the same parameters as an
+    uninterrupted run with the same seed. ``iterations`` may raise the budget.
+
+    Raises
+    ------
+    SchemaError
+        If the file is not a run file or holds no resume state (it finished,
+        diverged, or was written before its first checkpoint).
+    """
+    from ..errors import SchemaError
+    from ..io.runfile import read_run
+    from ..networks import make_network
+    from ..tasks import get_task
+
+    data = read_run(run_file)
+    if data.resume is None:
+        raise SchemaError(f"run file {str(run_file)!r} has no resume state (status {data.status!r}); "
+                          "only a run interrupted after a checkpoint can be resumed")
+    cfg = data.config
+    model = dict(cfg["model"])
+    kind = model.pop("kind")
+    task_cfg = dict(cfg["task"])
+    task = get_task(task_cfg.pop("name"), **task_cfg)
+    net = make_network(kind, **model)
+    tr = dict(cfg["training"])
+    if tr.pop("rule", "bptt") != "bptt":
+        raise SchemaError(f"run file {str(run_file)!r} was trained by rule {cfg['training']['rule']!r}; "
+                          "resume supports bptt runs")
+    if iterations is not None:
+        tr["iterations"] = iterations
+    extra = {k: v for k, v in cfg.items() if k not in ("model", "task", "training", "seed")}
+    constraints = data.constraints
+    from ..networks.base import Params
+
+    checkpoints = {k: Params(v, constraints, net.trainable) for k, v in data.checkpoints.items()}
+    state = dict(data.resume, checkpoints=checkpoints, history=data.history)
+    return train(net, task, seed=data.seed, run_file=run_file, progress=progress,
+                 extra_config={**extra, "resumed_at": state["iteration"]}, _resume=state, **tr)

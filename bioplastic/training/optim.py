@@ -43,8 +43,17 @@ class Optimizer:
     def _delta(self, name, grad):  # pragma: no cover - overridden
         return self.lr * grad
 
+    #: Names of the per-parameter state slots (dicts name -> array or int).
+    _slots: tuple[str, ...] = ()
+
     def state_dict(self) -> dict:
-        return {}
+        """Per-parameter state, ``{slot: {param: value}}``, for checkpoints."""
+        return {slot: dict(getattr(self, slot)) for slot in self._slots}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (resume)."""
+        for slot in self._slots:
+            setattr(self, slot, dict(state.get(slot, {})))
 
 
 @OPTIMIZERS.register("sgd")
@@ -57,6 +66,8 @@ class SGD(Optimizer):
             raise ConfigError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = momentum
         self._v = {}
+
+    _slots = ("_v",)
 
     def _delta(self, name, grad):
         if self.momentum == 0:
@@ -81,6 +92,8 @@ class Adam(Optimizer):
                 raise ConfigError(f"{n} must be in [0, 1), got {b!r}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self._m, self._v, self._t = {}, {}, {}
+
+    _slots = ("_m", "_v", "_t")
 
     def _delta(self, name, grad):
         t = self._t.get(name, 0) + 1

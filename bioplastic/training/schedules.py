@@ -32,7 +32,15 @@ class Schedule:
     kind = ""
 
     def describe(self) -> dict:
+        """Settings (public attributes), JSON-serialisable."""
         return {"kind": self.kind, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+    def state(self) -> dict:
+        """Internal state (private attributes), for resuming a run."""
+        return {k: v for k, v in vars(self).items() if k.startswith("_")}
+
+    def load_state(self, state: dict) -> None:
+        vars(self).update(state)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.describe()})"
