@@ -11,7 +11,9 @@ import numpy as np
 
 from .errors import ConfigError
 
-STREAMS = ("init", "task", "noise", "rule", "eval")
+# New streams go at the end: SeedSequence children are indexed, so appending
+# one never changes the streams before it (old runs stay reproducible).
+STREAMS = ("init", "task", "noise", "rule", "eval", "record")
 
 
 def draw_seed() -> int:

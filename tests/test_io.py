@@ -178,3 +178,43 @@ def test_resume_refuses_finished_run(trained):
     _, path = trained
     with pytest.raises(SchemaError, match="no resume state"):
         bp.training.resume(path)
+
+
+def test_recordings_round_trip_and_reproduce(tmp_path):
+    """Recorded activity is stored, reloads, and the reloaded network reproduces it bit for bit."""
+    from bioplastic.recording import Recording
+
+    task = bp.get_task("delayed_addition")
+    net = bp.make_network("lfrnn", 2, 1, n_units=10, noise_std=0.1)
+    path = tmp_path / "rec.h5"
+    r = bp.train(net, task, iterations=8, seed=2, checkpoint_every=4, run_file=path, early_stop=False,
+                 record=Recording(what=("states", "rates", "outputs", "inputs"), n_trials=5, noise=True))
+    data = read_run(path)
+    assert sorted(data.recordings["at"]) == [0, 4, 8]
+    batch = data.recordings["trials"]
+    assert batch.inputs.shape[1] == 5 and set(batch.trial_table) >= {"trial", "value_0", "target"}
+    assert data.recordings["at"][8]["rates"].shape == (task.settings()["n_steps"] + 1, 5, 10)
+    np.testing.assert_array_equal(data.recordings["at"][4]["inputs"], batch.inputs)
+    # the same trials at every checkpoint, different activity as the weights change
+    assert not np.array_equal(data.recordings["at"][0]["rates"], data.recordings["at"][8]["rates"])
+    # reproduce checkpoint 4's recording from the stored parameters and the run's record stream
+    from bioplastic.seeding import make_streams
+
+    rs = make_streams(2)["record"]
+    task.sample(5, rs)
+    noise = net.draw_noise(rs, batch.T, 5)
+    traj = net.forward(data.checkpoints[4], batch.inputs, noise=noise)
+    np.testing.assert_array_equal(traj.states, data.recordings["at"][4]["states"])
+
+
+def test_recording_errors():
+    from bioplastic.recording import Recording
+
+    with pytest.raises(ConfigError, match="n_trials"):
+        Recording(n_trials=0)
+    with pytest.raises(ConfigError, match="'at' must be|Recording.at"):
+        Recording(at="sometimes")
+    task = bp.get_task("flipflop")
+    net = bp.make_network("lfrnn", 3, 3, n_units=6)
+    with pytest.raises(ConfigError, match="cannot record \\['spikes'\\]"):
+        bp.train(net, task, iterations=1, seed=0, record={"what": ["spikes"]})

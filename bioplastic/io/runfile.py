@@ -8,6 +8,12 @@ Layout (schema ``bioplastic.run``, version :data:`SCHEMA_VERSION`)::
     /constraints/<name>/{frozen,connectivity,sign}
     /history/<column>       one value per training iteration
     /checkpoints/<k>/<name> parameters before update k (k zero-padded)
+    /recordings/trials/     the recorded batch: inputs, targets, loss_mask,
+                            trial_table/<col>, epochs/<name>; attrs dt
+    /recordings/at/<k>/<what>  activity recorded with the parameters of checkpoint k
+    /resume                 (unfinished runs only) state to continue bit for bit
+
+The full description is docs/schema.md.
 
 Files are written atomically (temporary sibling + rename), datasets over a
 few kB are chunked and gzip-compressed. :func:`read_run` checks the schema and
@@ -45,6 +51,7 @@ class RunData:
     checkpoints: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
     resume: dict | None = None
+    recordings: dict | None = None
 
 
 def _dataset(group, name, data):
@@ -61,7 +68,8 @@ def _write_params(group, params):
 
 
 def write_run(path, *, config: dict, seed: int, status: str, params, history: dict,
-              checkpoints: dict | None = None, attrs: dict | None = None, resume: dict | None = None) -> Path:
+              checkpoints: dict | None = None, attrs: dict | None = None, resume: dict | None = None,
+              recordings: dict | None = None) -> Path:
     """Write a complete run file atomically and return its path.
 
     ``resume`` (written by an unfinished run at each checkpoint) holds the
@@ -94,7 +102,39 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
                 _write_params(ckg.create_group(f"{int(k):08d}"), p)
             if resume is not None:
                 _write_resume(f.create_group("resume"), resume)
+            if recordings is not None:
+                _write_recordings(f.create_group("recordings"), recordings)
     return path
+
+
+def _write_recordings(group, recordings: dict) -> None:
+    batch = recordings["trials"]
+    tg = group.create_group("trials")
+    tg.attrs["dt"] = float(batch.dt)
+    for name in ("inputs", "targets", "loss_mask"):
+        _dataset(tg, name, getattr(batch, name))
+    table = tg.create_group("trial_table")
+    for col, values in batch.trial_table.items():
+        _dataset(table, col, np.asarray(values))
+    epochs = tg.create_group("epochs")
+    for name, mask in batch.epochs.items():
+        _dataset(epochs, name, np.asarray(mask))
+    ag = group.create_group("at")
+    for k, arrays in sorted(recordings["at"].items()):
+        kg = ag.create_group(f"{int(k):08d}")
+        for name, arr in arrays.items():
+            _dataset(kg, name, arr)
+
+
+def _read_recordings(group) -> dict:
+    from ..tasks.base import TaskBatch
+
+    tg = group["trials"]
+    batch = TaskBatch(inputs=tg["inputs"][()], targets=tg["targets"][()], loss_mask=tg["loss_mask"][()],
+                      trial_table={k: v[()] for k, v in tg["trial_table"].items()},
+                      epochs={k: v[()] for k, v in tg["epochs"].items()}, dt=float(tg.attrs["dt"]))
+    at = {int(k): {n: d[()] for n, d in g.items()} for k, g in group["at"].items()}
+    return {"trials": batch, "at": at}
 
 
 def _write_resume(group, resume: dict) -> None:
@@ -174,6 +214,8 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
         )
         if "resume" in f:
             data.resume = _read_resume(f["resume"])
+        if "recordings" in f:
+            data.recordings = _read_recordings(f["recordings"])
         if checkpoints:
             data.checkpoints = {int(k): {n: d[()] for n, d in g.items()} for k, g in f["checkpoints"].items()}
     return data

@@ -18,6 +18,8 @@ from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
 from ..io.runfile import write_run
 from ..networks.base import Network, Params
+from ..recording import make_recording
+from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
 from ..tasks.base import Task
 from .objective import loss_and_grads
@@ -56,6 +58,7 @@ class TrainResult:
     config: dict
     run_file: Path | None = None
     final_accuracy: float = float("nan")
+    recordings: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def save(self, path, resume=None) -> Path:
@@ -63,7 +66,8 @@ class TrainResult:
         self.run_file = write_run(path, config=self.config, seed=self.seed, status=self.status,
                                   params=self.params, history=self.history, checkpoints=self.checkpoints,
                                   attrs={"converged_at": self.converged_at,
-                                         "final_accuracy": self.final_accuracy}, resume=resume)
+                                         "final_accuracy": self.final_accuracy}, resume=resume,
+                                  recordings=self.recordings)
         return self.run_file
 
     def summary(self) -> str:
@@ -92,7 +96,7 @@ def _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at):
 def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optimizer="adam", lr=1e-3,
           clip=1.0, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None, seed=None, params=None,
           checkpoint_every=None, checkpoint_at=(), early_stop=True, eval_batch_size=128,
-          run_file=None, progress=None, extra_config=None, _resume=None) -> TrainResult:
+          record=None, run_file=None, progress=None, extra_config=None, _resume=None) -> TrainResult:
     """Train ``network`` on ``task`` by BPTT with optional TCR.
 
     Parameters
@@ -112,6 +116,9 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     checkpoint_every, checkpoint_at : which iterations keep a parameter copy
     early_stop : stop at the success criterion
     eval_batch_size : trials of the held-out batch that confirms success
+    record : Recording, mapping or None; activity to record at checkpoints
+        (see :mod:`bioplastic.recording`), stored in ``result.recordings``
+        and the run file
     run_file : path or None; if given, the run file is rewritten (atomically)
         at each checkpoint and at the end, so an interrupted or diverging run
         keeps what it had.
@@ -145,6 +152,11 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     if clip is not None and not float(clip) > 0:
         raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
     params = network.init_params(streams["init"]) if params is None else network.check_params(params)
+    recording = make_recording(record)
+    if recording is not None:
+        checkpoint_at = sorted(set(checkpoint_at or ()) | set(recording.extra_checkpoints()))
+        rec_batch = task.sample(recording.n_trials, streams["record"])
+        rec_noise = network.draw_noise(streams["record"], rec_batch.T, recording.n_trials) if recording.noise else None
     ckpt_ks = _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at)
     run_file = None if run_file is None else Path(run_file)
 
@@ -158,12 +170,17 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                      "eval_batch_size": eval_batch_size, "checkpoint_every": checkpoint_every,
                      "checkpoint_at": sorted(int(k) for k in checkpoint_at or ())},
         "seed": seed,
+        **({"record": recording.describe()} if recording is not None else {}),
         **(extra_config or {}),
     }
     history = {c: [] for c in HISTORY_COLUMNS}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
     accuracy, start = None, 0
+    if recording is not None:
+        result.recordings = {"trials": rec_batch, "at": {}}
     if _resume is not None:
+        if recording is not None:
+            result.recordings["at"] = dict(_resume.get("recordings", {}))
         start, accuracy = _resume["iteration"], _resume["accuracy"]
         params = result.params = network.check_params(_resume["checkpoints"][start])
         result.checkpoints = dict(_resume["checkpoints"])
@@ -193,6 +210,9 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         for k in range(start, iterations + 1):
             if k in ckpt_ks and not (_resume is not None and k == start):
                 result.checkpoints[k] = params.copy()
+                if recording is not None and recording.wants(k, is_final=False):
+                    result.recordings["at"][k] = record_activity(network, params, rec_batch,
+                                                                 recording.what, rec_noise)
                 if run_file is not None and k > 0:
                     finish("running", resume=resume_state(k))
             batch = task.sample(batch_size, streams["task"])
@@ -225,6 +245,8 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()
+    if recording is not None and recording.wants(k, is_final=True):
+        result.recordings["at"][k] = record_activity(network, params, rec_batch, recording.what, rec_noise)
     result.final_accuracy = _held_out_accuracy(network, params, task, eval_batch_size, streams["eval"])
     return finish("converged" if result.converged_at is not None else "max_iterations")
 
@@ -278,16 +300,19 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     task = get_task(task_cfg.pop("name"), **task_cfg)
     net = make_network(kind, **model)
     tr = dict(cfg["training"])
+    if "record" in cfg:
+        tr["record"] = cfg["record"]
     if tr.pop("rule", "bptt") != "bptt":
         raise SchemaError(f"run file {str(run_file)!r} was trained by rule {cfg['training']['rule']!r}; "
                           "resume supports bptt runs")
     if iterations is not None:
         tr["iterations"] = iterations
-    extra = {k: v for k, v in cfg.items() if k not in ("model", "task", "training", "seed")}
+    extra = {k: v for k, v in cfg.items() if k not in ("model", "task", "training", "seed", "record")}
     constraints = data.constraints
     from ..networks.base import Params
 
     checkpoints = {k: Params(v, constraints, net.trainable) for k, v in data.checkpoints.items()}
-    state = dict(data.resume, checkpoints=checkpoints, history=data.history)
+    state = dict(data.resume, checkpoints=checkpoints, history=data.history,
+                 recordings=(data.recordings or {}).get("at", {}))
     return train(net, task, seed=data.seed, run_file=run_file, progress=progress,
                  extra_config={**extra, "resumed_at": state["iteration"]}, _resume=state, **tr)
