@@ -60,3 +60,15 @@ def _summary(job, history, status, converged_at, final_accuracy):
         "tcr_loss": np.asarray(history["tcr_loss"]),
         "run_file": job.get("run_file"),
     }
+
+
+def run_train_job_single_thread(job: dict) -> dict:
+    """:func:`run_train_job` with BLAS limited to one thread.
+
+    Workers each own one core; threaded BLAS inside several workers would
+    oversubscribe the machine and slow the many small matmuls of an Euler loop.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return run_train_job(job)
