@@ -15,10 +15,12 @@ from ..errors import ConfigError
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, keep_suffix=False):
     """Yield a temporary path next to ``path``; move it over ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    ``keep_suffix`` ends the temporary name with ``path``'s suffix, for
+    writers that insist on an extension (pynwb wants ".nwb").
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -26,7 +28,8 @@ def atomic_path(path):
         raise ConfigError(f"output folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"output folder {str(folder)!r} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    suffix = ".tmp" + (path.suffix if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     os.close(fd)
     try:
         yield Path(tmp)

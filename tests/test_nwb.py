@@ -1,0 +1,70 @@
+"""NWB export with pynwb, checked by nwbinspector and read back."""
+import numpy as np
+import pytest
+
+import bioplastic as bp
+from bioplastic.errors import ConfigError, SchemaError
+
+pytestmark = pytest.mark.optional
+pynwb = pytest.importorskip("pynwb")
+
+
+@pytest.fixture(scope="module")
+def run_with_recordings(tmp_path_factory):
+    path = tmp_path_factory.mktemp("nwb") / "run.h5"
+    task = bp.get_task("evidence_accumulation")
+    net = bp.make_network("lfrnn", task.n_inputs, task.n_outputs, n_units=12)
+    bp.train(net, task, iterations=4, seed=1, checkpoint_every=2, run_file=path, progress=False,
+             record={"what": ["rates", "states", "outputs", "inputs"], "n_trials": 6})
+    return path
+
+
+def test_export_round_trip(run_with_recordings, tmp_path):
+    from bioplastic.export.nwb import export_nwb, read_nwb_series
+
+    out = export_nwb(run_with_recordings, tmp_path / "run.nwb")
+    data = bp.read_run(run_with_recordings)
+    rec = data.recordings["at"][max(data.recordings["at"])]
+    T, B = data.recordings["trials"].T, 6
+    rates, rate_hz, trials = read_nwb_series(out, "rates")
+    assert rates.shape == (B * T, 12) and rate_hz == pytest.approx(1000.0)
+    np.testing.assert_array_equal(rates[:T], rec["rates"][1:, 0])      # trial 0
+    np.testing.assert_array_equal(rates[T:2 * T], rec["rates"][1:, 1])  # trial 1 follows
+    assert len(trials["start_time"]) == B
+    np.testing.assert_allclose(trials["start_time"], np.arange(B) * T * 1e-3)
+    np.testing.assert_allclose(trials["coherence"], data.recordings["trials"].trial_table["coherence"])
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert set(nwb.epochs["tags"][:][0]) <= {"fixation", "stimulus", "delay", "response"}
+        assert {"rates", "states", "outputs", "inputs"} <= set(nwb.acquisition)
+
+
+def test_nwbinspector_finds_no_errors(run_with_recordings, tmp_path):
+    nwbinspector = pytest.importorskip("nwbinspector")
+    from bioplastic.export.nwb import export_nwb
+
+    out = export_nwb(run_with_recordings, tmp_path / "run.nwb")
+    bad = [m for m in nwbinspector.inspect_nwbfile(nwbfile_path=str(out))
+           if m.importance in (nwbinspector.Importance.CRITICAL, nwbinspector.Importance.ERROR,
+                               nwbinspector.Importance.PYNWB_VALIDATION)]
+    assert bad == [], [f"{m.importance.name}: {m.message}" for m in bad]
+
+
+def test_export_errors(run_with_recordings, tmp_path):
+    from bioplastic.export.nwb import export_nwb, read_nwb_series
+
+    out = tmp_path / "x.nwb"
+    export_nwb(run_with_recordings, out)
+    with pytest.raises(ConfigError, match="exists"):
+        export_nwb(run_with_recordings, out)
+    with pytest.raises(SchemaError, match="no recording at iteration 3"):
+        export_nwb(run_with_recordings, tmp_path / "y.nwb", checkpoint=3, overwrite=True)
+    plain = tmp_path / "plain.h5"
+    net = bp.make_network("lfrnn", 3, 3, n_units=4)
+    bp.train(net, bp.get_task("flipflop"), iterations=1, seed=0, run_file=plain, progress=False)
+    with pytest.raises(SchemaError, match="has no recordings"):
+        export_nwb(plain, tmp_path / "z.nwb")
+    with pytest.raises(SchemaError, match="not a readable NWB"):
+        read_nwb_series(plain)
+    with pytest.raises(SchemaError, match="no acquisition series 'spikes'"):
+        read_nwb_series(out, "spikes")
