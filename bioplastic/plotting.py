@@ -57,3 +57,25 @@ def loss_curves(panels: dict, path, *, ylabel="task loss", title=None) -> Path:
         fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def pc_trajectories(panels: dict, *, n_steps: int, path, n_trials=6) -> Path:
+    """Trajectories in the plane of the first two PCs, one panel per entry.
+
+    Each value is a (T * B, k) array of PC scores with time-major samples
+    (as from ``pca(x.reshape(-1, N))`` of a (T, B, N) array); the first
+    ``n_trials`` trials are drawn, each from its start (circle) on.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.6), squeeze=False)
+    for ax, (title, scores) in zip(axes[0], panels.items()):
+        s = np.asarray(scores).reshape(n_steps, -1, scores.shape[-1])
+        for b in range(min(n_trials, s.shape[1])):
+            line, = ax.plot(s[:, b, 0], s[:, b, 1], lw=1)
+            ax.plot(s[0, b, 0], s[0, b, 1], "o", color=line.get_color(), ms=4)
+        ax.set_title(title)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    return save_figure(fig, path)
