@@ -5,8 +5,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-RULES = ("bptt",)
-
 
 def add_parser(sub):
     p = sub.add_parser("train", help="train one network on one task, write DIR/run.h5",
@@ -15,8 +13,10 @@ def add_parser(sub):
     p.add_argument("--task", help="task name (see `bioplastic list tasks`)")
     p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its last checkpoint "
                    "(settings come from the file; --iterations may raise the budget)")
-    p.add_argument("--rule", default="bptt", help="learning rule (default bptt)")
-    p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA", help="constant lambda_TCR (default: spec or 0)")
+    p.add_argument("--rule", default="bptt",
+                   help="learning rule or composition, e.g. eprop+tcr_stp (default bptt; see `bioplastic rules list`)")
+    p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA",
+                   help="constant lambda_TCR (default: spec or 0); for local rules, the multiplier of the TCR-STP strength")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
     p.add_argument("--iterations", type=int, default=None, help="override the spec's iteration budget")
     p.add_argument("--checkpoint-every", type=int, default=None, help="keep parameters every K iterations")
@@ -39,10 +39,9 @@ def run(args):
     if missing:
         raise ConfigError(f"{', '.join(missing)} required (or --resume RUN.h5)")
 
-    if args.rule.lower() not in RULES:
-        from ..errors import UnknownNameError
+    from ..rules import get_rule
 
-        raise UnknownNameError(f"unknown rule {args.rule!r}; known: {', '.join(RULES)}")
+    rule = get_rule(args.rule)
     spec = load_spec(args.model)
     task = get_task(args.task)
     net = network_from_spec(spec, task)
@@ -58,9 +57,16 @@ def run(args):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
-    result = train(net, task, seed=args.seed, run_file=out / "run.h5",
-                   progress=False if args.no_progress else None,
-                   extra_config={"spec": spec["path"]}, **kwargs)
+    if rule.name == "bptt":
+        fit = train
+    else:
+        from ..training.local import local_kwargs, train_local
+
+        kwargs = local_kwargs(kwargs)
+        fit = lambda net, task, **kw: train_local(net, task, rule, **kw)  # noqa: E731
+    result = fit(net, task, seed=args.seed, run_file=out / "run.h5",
+                 progress=False if args.no_progress else None,
+                 extra_config={"spec": spec["path"]}, **kwargs)
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0

@@ -1,0 +1,273 @@
+"""e-prop (RFLO for rate units) fused with the Euler forward pass (SPEC 3).
+
+Network in the leaky form of :mod:`bioplastic.kernels.stp` (LFRNN, rank-one
+RNN, PLRNN), optionally with TCR short-term plasticity ``S``::
+
+    x[t+1] = leak * x[t] + gain * (r[t] (W + S[t])^T + u[t] W_in^T + b) + noise[t]
+    y[t]   = a[t+1] W_out^T + b_out,      a = r (rates) or x (``read_states``)
+
+Eligibility traces run forward in time with each unit's own leak, dropping
+the dependence through other units (Murray 2019; Bellec et al. 2020)::
+
+    eps_ij[t+1]  = leak_i eps_ij[t]  + gain r_j[t]        (recurrent W)
+    epsu_ij[t+1] = leak_i epsu_ij[t] + gain u_j[t]        (input W_in)
+    epsb_i[t+1]  = leak_i epsb_i[t]  + gain               (bias b)
+    epsa_i[t+1]  = leak_i epsa_i[t]  + x_i[t]             (leak A, PLRNN)
+
+The learning signal of unit i after step t broadcasts the output error
+through feedback weights ``F`` (O, N) (``W_out``: symmetric e-prop; fixed
+random: random e-prop)::
+
+    e[t]   = dL/dy[t] = cmask[t] * (y[t] - y*[t])
+    L_i[t] = sum_k e_k[t] F_ki * phi'(x_i[t+1])        (no phi' when reading x)
+    dW_ij  = sum_{t,b} L_i[t] eps_ij[t+1],  likewise W_in, b, A
+    dW_out = sum_{t,b} e[t] a[t+1]^T,  db_out = sum_{t,b} e[t]   (exact)
+
+The result is in gradient convention (the descent direction of the task
+loss). When every unit has the same leak (LFRNN), ``eps_ij = eps_j`` is a
+presynaptic trace (B, N) and the sums over (t, b) are flushed to BLAS every
+``K`` steps from chunk buffers; otherwise (PLRNN) traces are per synapse,
+(B, N, N). Working memory never depends on T: only the optional ``outputs``
+buffer (T, B, O) does.
+"""
+import numpy as np
+from numba import njit
+
+from ..errors import ShapeError
+from .activations import dphi_, phi_
+from .stp import _stp_matvec, stp_step_
+
+#: Steps per flush of the chunk buffers (uniform-leak path).
+CHUNK = 16
+
+
+@njit(cache=True)
+def eprop_(x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, leak, gain, phi_code,
+           read_states, per_synapse, eta_s, decay_s, zero_diag, S, outputs,
+           E, Eu, Eb, Ea, Lbuf, Rbuf, Ubuf, gW, gWin, gb, gWout, gbout, ga, stats):
+    """Forward pass with e-prop traces; accumulates the gradient estimates.
+
+    Parameters
+    ----------
+    x0 : (B, N) initial state.
+    inputs : (T, B, I) inputs u.
+    targets : (T, B, O) targets y*.
+    cmask : (T, B, O) loss weights: dL/dy = cmask * (y - y*) (``2 m / sum(m)``).
+    noise : (T, B, N) scaled noise or ``shape[0] == 0``.
+    W_inT : (I, N) transposed input weights; bias : (N,).
+    WT : (N, N) transposed recurrent weights.
+    W_out : (O, N), b_out : (O,) readout.
+    F : (O, N) feedback weights carrying the error to the units.
+    leak : (N,), gain : float, phi_code : int (see module docstring).
+    read_states : bool, readout from x instead of phi(x).
+    per_synapse : bool, traces per synapse (unit-dependent leak).
+    eta_s, decay_s, zero_diag, S : STP as in :func:`leaky_stp_forward_`
+        (``S.shape[0] == 0``: no STP); ``S`` holds ``S[T]`` on exit.
+    outputs : (T, B, O) buffer for y, or ``shape[0] == 0`` to skip.
+    E : (B, N, N) per-synapse or (B, 1, N) presynaptic recurrent traces (zeros).
+    Eu : (B, N, I) or (B, 1, I) input traces; Eb : (N,) bias traces;
+    Ea : (B, N) leak traces (``shape[0] == 0`` to skip the leak gradient).
+    Lbuf, Rbuf : (CHUNK*B, N), Ubuf : (CHUNK*B, I) chunk buffers (uniform path).
+    gW, gWin, gb, gWout, gbout, ga : gradient accumulators (zeros on entry).
+    stats : (2,) out: masked squared error ``0.5 sum cmask (y-y*)^2`` (the
+        task loss) and ``sum (r[t+1] - r[t])^2``.
+    """
+    T = inputs.shape[0]
+    B, N = x0.shape
+    O = W_out.shape[0]
+    I = inputs.shape[2]
+    has_noise = noise.shape[0] > 0
+    has_stp = S.shape[0] > 0
+    rec_out = outputs.shape[0] > 0
+    do_leak = Ea.shape[0] > 0
+    lk = leak[0]
+    x = x0.copy()
+    r = np.empty((B, N), dtype=x0.dtype)
+    phi_(x, r, phi_code)
+    xn = np.empty_like(x)
+    rn = np.empty_like(x)
+    d = np.empty_like(x)
+    L = np.empty_like(x)
+    srec = np.zeros_like(x)
+    y = np.empty((B, O), dtype=x0.dtype)
+    err = np.empty((B, O), dtype=x0.dtype)
+    if has_stp:
+        _stp_matvec(S, r, srec)
+    k = 0
+    for t in range(T):
+        rec = np.dot(r, WT)
+        drv = np.dot(inputs[t], W_inT)
+        ut = inputs[t]
+        for b in range(B):
+            for i in range(N):
+                v = leak[i] * x[b, i] + gain * (rec[b, i] + srec[b, i] + drv[b, i] + bias[i])
+                if has_noise:
+                    v += noise[t, b, i]
+                xn[b, i] = v
+        phi_(xn, rn, phi_code)
+        # eligibility traces eps[t+1] from eps[t] and the activity at step t
+        if per_synapse:
+            for b in range(B):
+                for i in range(N):
+                    li = leak[i]
+                    for j in range(N):
+                        E[b, i, j] = li * E[b, i, j] + gain * r[b, j]
+                    for j in range(I):
+                        Eu[b, i, j] = li * Eu[b, i, j] + gain * ut[b, j]
+        else:
+            for b in range(B):
+                for j in range(N):
+                    E[b, 0, j] = lk * E[b, 0, j] + gain * r[b, j]
+                for j in range(I):
+                    Eu[b, 0, j] = lk * Eu[b, 0, j] + gain * ut[b, j]
+        for i in range(N):
+            Eb[i] = leak[i] * Eb[i] + gain
+        if do_leak:
+            for b in range(B):
+                for i in range(N):
+                    Ea[b, i] = leak[i] * Ea[b, i] + x[b, i]
+        # readout, error, exact readout gradient
+        read = xn if read_states else rn
+        for b in range(B):
+            for o in range(O):
+                acc = b_out[o]
+                for i in range(N):
+                    acc += W_out[o, i] * read[b, i]
+                y[b, o] = acc
+                e = cmask[t, b, o] * (acc - targets[t, b, o])
+                err[b, o] = e
+                stats[0] += 0.5 * e * (acc - targets[t, b, o])
+                gbout[o] += e
+                for i in range(N):
+                    gWout[o, i] += e * read[b, i]
+                if rec_out:
+                    outputs[t, b, o] = acc
+        # learning signal L = (err F) * phi'(x[t+1])
+        if read_states:
+            for b in range(B):
+                for i in range(N):
+                    d[b, i] = 1.0
+        else:
+            dphi_(xn, rn, d, phi_code)
+        for b in range(B):
+            for i in range(N):
+                acc = 0.0
+                for o in range(O):
+                    acc += err[b, o] * F[o, i]
+                L[b, i] = acc * d[b, i]
+        # accumulate L * eps
+        for b in range(B):
+            for i in range(N):
+                gb[i] += L[b, i] * Eb[i]
+        if do_leak:
+            for b in range(B):
+                for i in range(N):
+                    ga[i] += L[b, i] * Ea[b, i]
+        if per_synapse:
+            for b in range(B):
+                for i in range(N):
+                    li = L[b, i]
+                    if li != 0.0:
+                        for j in range(N):
+                            gW[i, j] += li * E[b, i, j]
+                        for j in range(I):
+                            gWin[i, j] += li * Eu[b, i, j]
+        else:
+            base = k * B
+            for b in range(B):
+                for i in range(N):
+                    Lbuf[base + b, i] = L[b, i]
+                    Rbuf[base + b, i] = E[b, 0, i]
+                for j in range(I):
+                    Ubuf[base + b, j] = Eu[b, 0, j]
+            k += 1
+            if k * B == Lbuf.shape[0]:
+                gW += np.dot(Lbuf.T, Rbuf)
+                gWin += np.dot(Lbuf.T, Ubuf)
+                k = 0
+        # short-term plasticity and the TCR measure
+        if has_stp:
+            stp_step_(S, x, xn, r, rn, eta_s, decay_s, zero_diag, srec)
+        for b in range(B):
+            for i in range(N):
+                dr = rn[b, i] - r[b, i]
+                stats[1] += dr * dr
+        x, xn = xn, x
+        r, rn = rn, r
+    if not per_synapse and k > 0:
+        n = k * B
+        gW += np.dot(Lbuf[:n].T, Rbuf[:n])
+        gWin += np.dot(Lbuf[:n].T, Ubuf[:n])
+
+
+def eprop_leaky(x0, inputs, targets, cmask, noise, W_in, bias, W, W_out, b_out, feedback, leak, gain,
+                phi_code, *, read_states=False, leak_grad=False, eta_s=0.0, decay_s=1.0, stp=False,
+                zero_diag=False, record_outputs=True):
+    """Run :func:`eprop_` on checked arrays and return its results.
+
+    Parameters
+    ----------
+    x0 : (B, N); inputs : (T, B, I); targets, cmask : (T, B, O)
+    noise : (T, B, N) scaled noise or None
+    W_in : (N, I); bias : (N,); W : (N, N); W_out : (O, N); b_out : (O,)
+    feedback : (O, N) feedback weights F (``W_out`` for symmetric e-prop)
+    leak : (N,) or float; gain : float; phi_code : int
+    read_states : bool, readout from the states
+    leak_grad : bool, also estimate the gradient of a per-unit leak (PLRNN A)
+    eta_s, decay_s, stp, zero_diag : TCR short-term plasticity (``stp`` on/off)
+    record_outputs : bool, keep the outputs y (T, B, O)
+
+    Returns
+    -------
+    dict with ``W``, ``W_in``, ``b``, ``W_out``, ``b_out`` (and ``leak`` when
+    ``leak_grad``) gradient estimates, ``outputs`` (or None), ``S_end``
+    (B, N, N) or None, ``task_loss`` and ``tcr_sum`` (sum of squared rate
+    changes).
+    """
+    x0 = np.ascontiguousarray(x0)
+    dtype = x0.dtype
+    B, N = x0.shape
+    inputs = np.ascontiguousarray(inputs, dtype=dtype)
+    T, _, I = inputs.shape
+    O = np.shape(W_out)[0]
+    targets = np.ascontiguousarray(targets, dtype=dtype)
+    cmask = np.ascontiguousarray(cmask, dtype=dtype)
+    for name, arr, shape in (("inputs", inputs, (T, B, I)), ("targets", targets, (T, B, O)),
+                             ("cmask", cmask, (T, B, O)), ("W_in", np.shape(W_in), (N, I)),
+                             ("W", np.shape(W), (N, N)), ("W_out", np.shape(W_out), (O, N)),
+                             ("feedback", np.shape(feedback), (O, N))):
+        got = arr.shape if isinstance(arr, np.ndarray) else arr
+        if tuple(got) != shape:
+            raise ShapeError(f"{name} must have shape {shape}, got {tuple(got)}")
+    leak = np.ascontiguousarray(np.broadcast_to(np.asarray(leak, dtype=dtype), (N,)))
+    per_synapse = bool(np.any(leak != leak[0]))
+    empty3 = np.zeros((0, 0, 0), dtype=dtype)
+    empty2 = np.zeros((0, 0), dtype=dtype)
+    noise = empty3 if noise is None else np.ascontiguousarray(noise, dtype=dtype)
+    if noise.shape[0] and noise.shape != (T, B, N):
+        raise ShapeError(f"noise must have shape ({T}, {B}, {N}), got {noise.shape}")
+    S = np.zeros((B, N, N), dtype=dtype) if stp else empty3
+    outputs = np.empty((T, B, O), dtype=dtype) if record_outputs else empty3
+    if per_synapse:
+        E, Eu = np.zeros((B, N, N), dtype=dtype), np.zeros((B, N, I), dtype=dtype)
+        Lbuf = Rbuf = Ubuf = empty2
+    else:
+        E, Eu = np.zeros((B, 1, N), dtype=dtype), np.zeros((B, 1, I), dtype=dtype)
+        Lbuf, Rbuf = np.zeros((CHUNK * B, N), dtype=dtype), np.zeros((CHUNK * B, N), dtype=dtype)
+        Ubuf = np.zeros((CHUNK * B, I), dtype=dtype)
+    Eb = np.zeros(N, dtype=dtype)
+    Ea = np.zeros((B, N), dtype=dtype) if leak_grad else empty2
+    g = {"W": np.zeros((N, N), dtype=dtype), "W_in": np.zeros((N, I), dtype=dtype),
+         "b": np.zeros(N, dtype=dtype), "W_out": np.zeros((O, N), dtype=dtype),
+         "b_out": np.zeros(O, dtype=dtype), "leak": np.zeros(N if leak_grad else 0, dtype=dtype)}
+    stats = np.zeros(2, dtype=np.float64)
+    c = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    eprop_(x0, inputs, targets, cmask, noise, c(np.asarray(W_in).T), c(bias), c(np.asarray(W).T), c(W_out),
+           c(b_out), c(feedback), leak, dtype.type(gain), int(phi_code), bool(read_states), per_synapse,
+           dtype.type(eta_s), dtype.type(decay_s), bool(zero_diag), S, outputs, E, Eu, Eb, Ea, Lbuf, Rbuf,
+           Ubuf, g["W"], g["W_in"], g["b"], g["W_out"], g["b_out"], g["leak"], stats)
+    if not leak_grad:
+        del g["leak"]
+    g.update(outputs=outputs if record_outputs else None, S_end=S if stp else None,
+             task_loss=float(stats[0]), tcr_sum=float(stats[1]))
+    return g

@@ -1,0 +1,159 @@
+"""What local rules need to know about a network: its *leaky form*.
+
+The LFRNN, the rank-one RNN and the PLRNN all fit one update (see
+:mod:`bioplastic.kernels.stp`)::
+
+    x[t+1] = leak * x[t] + gain * ((W + S[t]) phi(x[t]) + W_in u[t] + b + p[t]) + noise[t]
+    y[t]   = W_out a[t+1] + b_out + q[t],     a = phi(x) or x
+
+where ``S`` is the TCR short-term plasticity term, ``p`` and ``q`` optional
+perturbations of the input current and of the outputs (node perturbation).
+:func:`leaky_form` maps a network's parameters to that form, :func:`simulate`
+runs it with the numba kernels, and :func:`to_model_grads` maps gradients of
+the form's arrays back to the model's parameters (chain rule of the rank-one
+parametrisation). The LSTM has no leaky form: local rules reject it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..kernels.activations import PHI_CODES
+from ..kernels.stp import leaky_stp_forward
+from ..networks.base import Trajectory, readout
+
+#: Model kinds with a leaky form.
+LEAKY_KINDS = ("lfrnn", "rank1", "plrnn")
+
+#: Name of each form array in each model (None: the model has no such parameter).
+_NAMES = {
+    "lfrnn": {"W": "W", "W_in": "W_in", "b": "b", "W_out": "W_out", "b_out": "b_out", "leak": None},
+    "rank1": {"W": None, "W_in": "W_in", "b": "b", "W_out": "W_out", "b_out": "b_out", "leak": None},
+    "plrnn": {"W": "W", "W_in": "C", "b": "h", "W_out": "W_out", "b_out": "b_out", "leak": "A"},
+}
+
+
+@dataclass
+class LeakyForm:
+    """The arrays of one network in the leaky form (read-only views)."""
+
+    W: np.ndarray        # (N, N) effective long-term recurrent weights
+    W_in: np.ndarray     # (N, I)
+    b: np.ndarray        # (N,)
+    W_out: np.ndarray    # (O, N)
+    b_out: np.ndarray    # (O,)
+    leak: np.ndarray     # (N,)
+    gain: float
+    phi_code: int
+    read_states: bool    # readout from x rather than phi(x)
+    zero_diag: bool      # S keeps a zero diagonal (PLRNN)
+    kind: str
+
+
+def check_leaky(network, who: str) -> None:
+    """Raise ConfigError unless ``network`` has a leaky form."""
+    if network.kind not in LEAKY_KINDS:
+        raise ConfigError(f"{who} needs a leaky rate network ({', '.join(LEAKY_KINDS)}); "
+                          f"a {network.kind!r} network has no leaky form")
+
+
+def leaky_form(network, params) -> LeakyForm:
+    """Express ``params`` of ``network`` in the leaky form."""
+    check_leaky(network, "this rule")
+    N = network.n_units
+    dt = network.dtype
+    if network.kind == "plrnn":
+        return LeakyForm(params["W"], params["C"], params["h"], params["W_out"], params["b_out"],
+                         np.asarray(params["A"], dtype=dt), 1.0, PHI_CODES["relu"],
+                         network.readout_from == "z", True, "plrnn")
+    a = network.alpha
+    return LeakyForm(network.recurrent_weights(params), params["W_in"], params["b"], params["W_out"],
+                     params["b_out"], np.full(N, 1.0 - a, dtype=dt), a, PHI_CODES[network.nonlinearity],
+                     False, False, network.kind)
+
+
+def model_names(network) -> dict:
+    """Map form array names to the model's parameter names (None if absent)."""
+    return dict(_NAMES[network.kind])
+
+
+def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out_perturbation=None,
+             x0=None) -> Trajectory:
+    """Run ``network`` in its leaky form, optionally with STP and perturbations.
+
+    Parameters
+    ----------
+    network, params : the model and its (checked) parameters
+    inputs : (T, B, I) array
+    noise : (T, B, N) standard-normal private noise or None
+    stp : None or (eta_s, decay_s): run on ``W + S`` with TCR-STP (SPEC 4)
+    current : (T, B, N) perturbation ``p`` added to the input current, or None
+    out_perturbation : (T, B, O) perturbation ``q`` added to the outputs, or None
+    x0 : (B, N) initial state or None (zeros)
+
+    Returns
+    -------
+    Trajectory; with STP, ``extra["S_end"]`` holds the fast weights (B, N, N)
+    after the last step.
+    """
+    if stp is None and current is None and out_perturbation is None:
+        return network.forward(params, inputs, noise=noise, x0=x0)
+    f = leaky_form(network, params)
+    T, B, _ = inputs.shape
+    dtype = network.dtype
+    drive = (inputs.reshape(T * B, -1) @ np.asarray(f.W_in).T + f.b).reshape(T, B, -1).astype(dtype, copy=False)
+    if current is not None:
+        drive = drive + current
+    scaled = scaled_noise(network, noise)
+    x0 = network.initial_state(B) if x0 is None else x0
+    eta_s, decay_s = stp if stp is not None else (0.0, 1.0)
+    xs, rs, S_end = leaky_stp_forward(x0, drive, scaled, f.W, f.leak, f.gain, f.phi_code, eta_s=eta_s,
+                                      decay_s=decay_s, zero_diag=f.zero_diag, stp=stp is not None)
+    read = xs if f.read_states else rs
+    y = readout(read[1:], f.W_out, f.b_out)
+    if out_perturbation is not None:
+        y = y + out_perturbation
+    extra = {} if S_end is None else {"S_end": S_end}
+    return Trajectory(xs, rs, y, extra)
+
+
+def scaled_noise(network, noise):
+    """The noise term the Euler step adds, ``sqrt(alpha) sigma xi`` (None without noise)."""
+    if noise is None or network.noise_std == 0:
+        return None
+    dtype = network.dtype
+    return np.asarray(noise, dtype=dtype) * dtype.type(np.sqrt(network.alpha) * network.noise_std)
+
+
+def readout_activity(network, traj) -> np.ndarray:
+    """What the readout reads, (T+1, B, N): states for a PLRNN reading z, else rates."""
+    if network.kind == "plrnn" and network.readout_from == "z":
+        return traj.states
+    return traj.rates
+
+
+def to_model_grads(network, params, form_grads: dict) -> dict:
+    """Map gradients of the form's arrays (``W``, ``W_in``, ``b``, ``W_out``,
+    ``b_out``, ``leak``) to the model's parameter names.
+
+    The rank-one RNN's ``W = g chi + m n^T / N`` goes through the network's
+    own chain rule (``dm = dW n / N``, ``dn = dW^T m / N``, ``dchi = g dW``).
+    """
+    names = model_names(network)
+    out = {}
+    for k, g in form_grads.items():
+        if g is None:
+            continue
+        if k == "W" and network.kind == "rank1":
+            # the network's own chain rule; the other entries are placeholders
+            full = {n: np.zeros_like(params[n]) for n in ("W_in", "b", "W_out", "b_out")}
+            full["W"] = g
+            chained = network._finish_grads(params, full, None)
+            out.update({n: chained[n] for n in ("chi", "m", "n")})
+            continue
+        name = names.get(k)
+        if name is not None:
+            out[name] = g
+    return out

@@ -1,0 +1,264 @@
+"""The local-rule training loop: any registered rule (or composition), same
+bookkeeping as :func:`bioplastic.train`.
+
+Per iteration k: sample a batch, build a :class:`~bioplastic.rules.Context`
+(private noise, TCR-STP at strength ``eta_s * lambda_TCR(k) * controller``),
+let the rule compute its update, record losses, accuracy and diagnostics,
+stop at the task's criterion (confirmed on a held-out batch, as
+:func:`bioplastic.train` does), else apply the update: ``grads`` through the
+optimiser (SGD: ``theta <- theta - lr * grad``, the rules' own equations with
+``eta = lr``), ``deltas`` added directly; constraints (frozen entries,
+sparsity, Dale signs) are enforced after both.
+
+Run files, :class:`~bioplastic.training.loop.TrainResult`, the history
+columns and early stopping are those of :mod:`bioplastic.training.loop`; the
+history adds :data:`LOCAL_COLUMNS`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import config as global_config
+from ..errors import ConfigError, DivergenceError
+from ..networks.base import Network
+from ..seeding import STREAMS, check_seed, make_streams
+from ..tasks.base import Task
+from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, _held_out_accuracy,
+                   _positive_int)
+from .optim import Optimizer, clip_by_global_norm, make_optimizer
+from .schedules import Constant, make_schedule
+
+#: Extra history columns of local-rule training (see bioplastic.rules.diagnostics).
+LOCAL_COLUMNS = ("alignment", "update_variance")
+
+
+def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_size=32, optimizer="sgd",
+                lr=1e-2, clip=None, lambda_tcr=1.0, seed=None, params=None, checkpoint_every=None,
+                checkpoint_at=(), early_stop=True, eval_batch_size=128, run_file=None, progress=None,
+                extra_config=None, diagnostics_every=10, diagnostic_splits=4) -> TrainResult:
+    """Train ``network`` on ``task`` with a local learning rule.
+
+    Parameters
+    ----------
+    network : Network (LFRNN, rank-one or PLRNN for the built-in local rules)
+    task : Task
+    rule : str, Rule or description dict
+        A registered name (``"eprop"``, ``"node_perturbation+tcr_stp"``...)
+        or a rule object.
+    iterations : int, maximum number of updates
+    batch_size : int, trials per update
+    optimizer : {"sgd", "adam"} or Optimizer; lr : float
+        Applied to the rule's ``grads``; with SGD ``lr`` is the rules' eta.
+    clip : float or None, clip the rule's ``grads`` to this global norm
+    lambda_tcr : float, mapping or Schedule
+        Multiplier of the TCR-STP strength ``eta_s`` over training (SPEC 4
+        schedules; default constant 1). Only meaningful with a ``tcr_stp``
+        part in the rule.
+    seed : int or None (drawn and recorded)
+    params : Params or None (initialised from the seed's "init" stream)
+    checkpoint_every, checkpoint_at : iterations that keep a parameter copy
+    early_stop : stop at the task's criterion (confirmed on a held-out batch)
+    eval_batch_size : trials of the held-out batch
+    run_file : path or None; rewritten atomically at each checkpoint and at the end
+    progress : bool or None
+    extra_config : dict merged into the recorded configuration
+    diagnostics_every : int or None
+        Every this many iterations, record the cosine alignment of the rule's
+        update with the BPTT gradient and the update variance (NaN in between;
+        0 or None: never). They never change the training run.
+    diagnostic_splits : int, sub-batches for the variance estimate
+
+    Returns
+    -------
+    TrainResult (``config["training"]["rule"]`` is the rule's description)
+
+    Raises
+    ------
+    DivergenceError
+        On a non-finite loss, reward or update; the run file (if any) is
+        written first with status "diverged" and keeps its checkpoints, and
+        the partial result is attached to the exception.
+    """
+    from ..rules import get_rule
+    from ..rules.context import Context
+    from ..rules.diagnostics import bptt_alignment, descent_direction, update_variance
+
+    if not isinstance(network, Network):
+        raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
+    if not isinstance(task, Task):
+        raise ConfigError(f"task must be a bioplastic Task, got {type(task).__name__}")
+    if network.n_inputs != task.n_inputs or network.n_outputs != task.n_outputs:
+        raise ConfigError(f"network has {network.n_inputs} inputs / {network.n_outputs} outputs but task "
+                          f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
+    rule = get_rule(rule)
+    targets = rule.check(network)
+    if not targets:
+        raise ConfigError(f"rule {rule.name!r} modifies no parameter of this {network.kind!r} network "
+                          "(tcr_stp alone only changes the dynamics: compose it with a task rule, "
+                          "e.g. 'eprop+tcr_stp')")
+    iterations = _positive_int("iterations", iterations, allow_zero=True)
+    batch_size = _positive_int("batch_size", batch_size)
+    eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+    diagnostics_every = 0 if diagnostics_every is None else _positive_int(
+        "diagnostics_every", diagnostics_every, allow_zero=True)
+    diagnostic_splits = _positive_int("diagnostic_splits", diagnostic_splits)
+    seed = check_seed(seed)
+    streams = make_streams(seed)
+    diag_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(len(STREAMS),)))
+    schedule = make_schedule(lambda_tcr)
+    if rule.stp is None and not (isinstance(schedule, Constant) and schedule.value == 1.0):
+        raise ConfigError(f"lambda_tcr scales the TCR-STP strength, but rule {rule.name!r} has no 'tcr_stp' "
+                          f"part; use e.g. '{rule.name}+tcr_stp'")
+    opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
+    if clip is not None and not float(clip) > 0:
+        raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
+    params = network.init_params(streams["init"]) if params is None else network.check_params(params)
+    ckpt_ks = _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at)
+    run_file = None if run_file is None else Path(run_file)
+    cfg = {
+        "model": network.settings(),
+        "task": {"name": task.name, **task.settings()},
+        "training": {"rule": rule.describe(), "local": bool(getattr(rule, "local", True)),
+                     "modifies": list(targets), "iterations": iterations, "batch_size": batch_size,
+                     "optimizer": type(opt).__name__.lower(), "lr": opt.lr, "clip": clip,
+                     "lambda_tcr": schedule.describe(), "early_stop": early_stop,
+                     "eval_batch_size": eval_batch_size, "diagnostics_every": diagnostics_every,
+                     "diagnostic_splits": diagnostic_splits},
+        "seed": seed,
+        **(extra_config or {}),
+    }
+    columns = HISTORY_COLUMNS + LOCAL_COLUMNS
+    history = {c: [] for c in columns}
+    result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
+    state = rule.init_state(network, params, streams["rule"])
+
+    def finish(status):
+        result.status = status
+        result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
+        if run_file is not None:
+            result.save(run_file)
+        return result
+
+    def diverge(k, message, cause=None):
+        result.converged_at = None
+        finish("diverged")
+        where = f"; run file with checkpoints so far: {run_file}" if run_file else ""
+        raise DivergenceError(f"{message}{where}", iteration=k, result=result) from cause
+
+    def stp_at(lam):
+        return None if rule.stp is None else (rule.stp[0] * lam, rule.stp[1])
+
+    show = global_config.get("progress") if progress is None else progress
+    accuracy = None
+    lam = 0.0
+    bar = tqdm(total=iterations, disable=not show, desc=f"{rule.name}/{network.kind}/{task.name}", leave=False)
+    try:
+        for k in range(iterations + 1):
+            if k in ckpt_ks:
+                result.checkpoints[k] = params.copy()
+                if run_file is not None and k > 0:
+                    finish("running")
+            batch = task.sample(batch_size, streams["task"])
+            lam = float(schedule(k, accuracy)) * float(rule.tcr_scale(state)) if rule.stp is not None else 0.0
+            stp = stp_at(lam)
+            noise = network.draw_noise(streams["noise"], batch.T, batch_size)
+            ctx = Context(network, params, batch, noise=noise, stp=stp, rng=streams["rule"], iteration=k)
+            diag_state = _copy_state(state) if diagnostics_every and k % diagnostics_every == 0 else None
+            try:
+                upd = rule.update(ctx.view(rule, targets), state)
+            except DivergenceError as exc:
+                diverge(k, f"training diverged at iteration {k}: {exc}", exc)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs = ctx.outputs()
+                loss = ctx.task_loss()
+                activity = ctx.activity()
+            accuracy = task.accuracy(outputs, batch) if np.all(np.isfinite(outputs)) else 0.0
+            direction = descent_direction(upd)
+            unorm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in direction.values())))
+            align = var = float("nan")
+            if diag_state is not None and np.isfinite(unorm) and np.isfinite(loss):
+                align = bptt_alignment(network, params, batch, noise, direction)
+                var = update_variance(rule, diag_state, targets, network, params, batch, noise, stp, diag_rng,
+                                      diagnostic_splits)
+            row = (k, loss, loss, activity, accuracy, unorm, lam, align, var)
+            for col, v in zip(columns, row):
+                history[col].append(v)
+            if not (np.isfinite(loss) and np.isfinite(unorm)):
+                diverge(k, f"training diverged at iteration {k}: loss={loss}, update norm={unorm} "
+                           "(lower lr, g or the TCR-STP strength, or clip)")
+            if early_stop and accuracy >= task.criterion and _held_out(
+                    network, params, task, eval_batch_size, streams["eval"], stp) >= task.criterion:
+                result.converged_at = k
+                break
+            if k == iterations:
+                break
+            _apply(params, upd, opt, clip)
+            bar.update(1)
+            if show and k % 20 == 0:
+                bar.set_postfix(loss=f"{loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
+    finally:
+        bar.close()
+    result.checkpoints[k] = params.copy()
+    result.final_accuracy = _held_out(network, params, task, eval_batch_size, streams["eval"], stp_at(lam))
+    result.extra["state"] = {"tcr_scale": float(rule.tcr_scale(state))}
+    return finish("converged" if result.converged_at is not None else "max_iterations")
+
+
+def local_kwargs(kwargs: dict) -> dict:
+    """Training settings (e.g. a model spec's ``[training]``) checked for :func:`train_local`.
+
+    Raises ConfigError naming settings that only apply to BPTT (``tcr_on``...).
+    """
+    import inspect
+
+    accepted = set(inspect.signature(train_local).parameters) - {"network", "task", "rule"}
+    bad = sorted(set(kwargs) - accepted)
+    if bad:
+        raise ConfigError(f"training setting(s) {', '.join(map(repr, bad))} apply to BPTT only, not to "
+                          f"local rules; local rules accept {', '.join(sorted(accepted))}")
+    return dict(kwargs)
+
+
+def _copy_state(state):
+    import copy
+
+    return copy.deepcopy(state)
+
+
+def _apply(params, upd, opt, clip) -> None:
+    """grads through the optimiser (only those names), then deltas; constraints kept."""
+    if upd.grads:
+        grads, _ = clip_by_global_norm(upd.grads, clip)
+        saved = params.trainable
+        params.trainable = tuple(n for n in saved if n in grads)
+        try:
+            opt.step(params, grads)
+        finally:
+            params.trainable = saved
+    if upd.deltas:
+        reference = params.copy()
+        for name, d in upd.deltas.items():
+            c = params.constraints.get(name)
+            if c is not None:
+                d = c.mask_gradient(d)
+            params[name] = (params[name] + d).astype(params[name].dtype, copy=False)
+        params.enforce(reference)
+
+
+def _held_out(network, params, task, batch_size, rng, stp) -> float:
+    """Held-out accuracy with the training dynamics (TCR-STP on when it is)."""
+    if stp is None:
+        return _held_out_accuracy(network, params, task, batch_size, rng)
+    from ..rules.context import stp_kernel_args
+    from ..rules.models import simulate
+
+    batch = task.sample(batch_size, rng)
+    noise = network.draw_noise(rng, batch.T, batch_size)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = simulate(network, params, batch.inputs, noise, stp=stp_kernel_args(stp, network.dt)).outputs
+    if not np.all(np.isfinite(out)):
+        return 0.0
+    return float(task.accuracy(out, batch))
