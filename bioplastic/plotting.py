@@ -79,3 +79,88 @@ def pc_trajectories(panels: dict, *, n_steps: int, path, n_trials=6) -> Path:
         ax.set_ylabel("PC 2")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def brian2_comparison(traj, result, batch, path, *, mode="rate", time_unit_ms=10.0, figures=None,
+                      trial=0, n_units=4) -> Path:
+    """Rate network (bioplastic) against its Brian2 export, one trial.
+
+    Panels: rates of ``n_units`` units (solid: bioplastic, dashed: Brian2,
+    in spiking mode the population estimate ``r_hat``); the task outputs with
+    their targets; in rate mode the max over units of |x_bioplastic -
+    x_Brian2| per step (log scale), in spiking mode ``r_hat`` against ``r``
+    for all units and steps. ``figures`` (the agreement numbers) go in the
+    title.
+    """
+    plt = _pyplot()
+    T1 = traj.rates.shape[0]
+    t = np.arange(T1) * batch.dt * time_unit_ms
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ax = axes[0]
+    for k in range(min(n_units, traj.rates.shape[2])):
+        c = colors[k % len(colors)]
+        ax.plot(t, traj.rates[:, trial, k], color=c, lw=1.6, label="bioplastic" if k == 0 else None)
+        ax.plot(t, result["rates"][:, trial, k], "--", color=c, lw=1.0,
+                label=("Brian2" if mode == "rate" else "Brian2 population r_hat") if k == 0 else None)
+    ax.set_title(f"rates of {min(n_units, traj.rates.shape[2])} units (trial {trial})")
+    ax.set_xlabel("time (ms)")
+    ax.legend(frameon=False, fontsize=8)
+    ax = axes[1]
+    for o in range(traj.outputs.shape[2]):
+        c = colors[o % len(colors)]
+        ax.plot(t[1:], batch.targets[:, trial, o], ":", color="0.5", lw=1.0, label="target" if o == 0 else None)
+        ax.plot(t[1:], traj.outputs[:, trial, o], color=c, lw=1.6, label="bioplastic" if o == 0 else None)
+        ax.plot(t[1:], result["outputs"][:, trial, o], "--", color=c, lw=1.0, label="Brian2" if o == 0 else None)
+    ax.set_title("task outputs")
+    ax.set_xlabel("time (ms)")
+    ax.legend(frameon=False, fontsize=8)
+    ax = axes[2]
+    if mode == "rate":
+        diff = np.abs(np.asarray(result["states"]) - traj.states).max(axis=(1, 2))
+        ax.semilogy(t, np.maximum(diff, 1e-18), color="k", lw=1.0)
+        ax.axhline(1e-8, color="r", ls=":", lw=1.0, label="1e-8")
+        ax.set_title("max |x_bioplastic - x_Brian2| (all trials, units)")
+        ax.set_xlabel("time (ms)")
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.plot(traj.rates.ravel(), np.asarray(result["rates"]).ravel(), ".", ms=1, alpha=0.2, color="k")
+        ax.plot([-1, 1], [-1, 1], "r:", lw=1.0)
+        ax.set_xlabel("rate network r")
+        ax.set_ylabel("spiking population r_hat")
+        ax.set_title("all units, steps and trials")
+    if figures:
+        keys = ("max_abs_diff", "rate_correlation", "accuracy_spiking", "accuracy_rate", "accuracy_brian2")
+        fig.suptitle(f"Brian2 {mode} mode: " + ", ".join(f"{k} = {figures[k]:.3g}" for k in keys if k in figures))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def memory_hold_times(panels: dict, path, *, window_ms: float, title=None) -> Path:
+    """Hold time of each flip-flop memory, one point per trial, per panel (e.g. per seed).
+
+    ``panels`` maps a label to ``{pattern_label: [hold times in ms]}``; a
+    point at ``window_ms`` (dashed line) was held for the whole window
+    (censored). Horizontal bars are medians.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), sharey=True, squeeze=False)
+    rng = np.random.default_rng(0)  # jitter only
+    for ax, (label, patterns) in zip(axes[0], panels.items()):
+        for x, (pat, times) in enumerate(patterns.items()):
+            times = np.asarray(times, dtype=float)
+            ax.plot(x + rng.uniform(-0.15, 0.15, times.size), times, "o", ms=3, alpha=0.7, color="C0")
+            if times.size:
+                ax.plot([x - 0.3, x + 0.3], [np.median(times)] * 2, color="k", lw=1.5)
+        ax.axhline(window_ms, color="r", ls="--", lw=1.0)
+        ax.set_ylim(0, 1.05 * window_ms)
+        ax.set_xticks(range(len(patterns)))
+        ax.set_xticklabels(list(patterns), rotation=45, fontsize=8)
+        ax.set_title(str(label))
+        ax.set_xlabel("memory (signs of the 3 bits)")
+    axes[0][0].set_ylabel("hold time (ms)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
