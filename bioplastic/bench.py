@@ -1,0 +1,504 @@
+"""Speed benchmark of the LFRNN forward pass and BPTT iteration against PyTorch (SPEC 10).
+
+Each case is one network size ``(N, B, T)`` and one dtype. Two things are
+timed for a tanh LFRNN with I = 3 inputs and O = 3 outputs, on random inputs
+and targets with a full loss mask:
+
+``forward``
+    :meth:`LFRNN.forward` (Euler integration plus readout).
+``bptt``
+    one training iteration: forward, masked MSE plus TCR on the rates
+    (lambda = 0.1), adjoint backward pass, clipping to global norm 1, Adam step.
+
+The peer is a plain PyTorch CPU implementation of the *same* network and loss
+(an Euler loop in Python over T with torch ops, autograd, ``clip_grad_norm_``
+and ``torch.optim.Adam``), run in the same process, in the same dtype, with
+the same weights, and with torch's default thread count. Before timing, each
+case checks that the peer reproduces bioplastic's outputs (1e-6 in float64,
+1e-3 in float32), loss and gradients, and raises :class:`PeerMismatchError`
+otherwise. Torch is optional: without it the torch columns are ``None``.
+
+Timings exclude warm-up (numba compilation, torch's first-call setup); each
+implementation is timed in its own block of repeats, and medians are reported
+in milliseconds.
+
+Examples
+--------
+>>> from bioplastic.bench import Case, run_benchmark
+>>> records = run_benchmark([Case(16, 4, 10, "float64")], quick=True)  # doctest: +SKIP
+>>> sorted(records[0])  # doctest: +SKIP
+['bioplastic_ms', 'case', 'ratio', 'torch_ms', 'what']
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from .errors import BioplasticError, ConfigError
+from .networks.lfrnn import LFRNN
+from .training.objective import loss_and_grads
+from .training.optim import Adam, clip_by_global_norm
+
+#: Keys of every benchmark record, in order.
+RECORD_KEYS = ("case", "what", "bioplastic_ms", "torch_ms", "ratio")
+#: Fixed settings of every case.
+N_INPUTS = 3
+N_OUTPUTS = 3
+LAMBDA_TCR = 0.1
+MAX_NORM = 1.0
+LR = 1e-3
+GAIN = 1.5
+TAU = 10.0
+DT = 1.0
+#: Forward-output tolerance of the torch peer, by dtype.
+OUTPUT_ATOL = {"float64": 1e-6, "float32": 1e-3}
+#: Relative tolerance (on the global norm) for loss and gradients of the peer.
+GRAD_RTOL = {"float64": 1e-6, "float32": 1e-2}
+
+
+class PeerMismatchError(BioplasticError, RuntimeError):
+    """The PyTorch peer does not compute what bioplastic computes."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: sizes, dtype and how often to repeat it.
+
+    Parameters
+    ----------
+    n_units, batch_size, n_steps : int
+        N, B and T.
+    dtype : {"float64", "float32"}
+    repeats : int or None
+        Timed repeats (None: chosen from the size, see :func:`default_repeats`).
+    """
+
+    n_units: int
+    batch_size: int
+    n_steps: int
+    dtype: str = "float64"
+    repeats: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"N={self.n_units} B={self.batch_size} T={self.n_steps} {self.dtype}"
+
+
+SIZES = ((100, 32, 100), (256, 64, 200), (512, 128, 200))
+DTYPES = ("float32", "float64")
+#: The full benchmark.
+DEFAULT_CASES = tuple(Case(N, B, T, dt) for (N, B, T) in SIZES for dt in DTYPES)
+#: ``--quick``: a tiny run that still exercises every code path.
+QUICK_CASES = tuple(Case(32, 8, 20, dt) for dt in DTYPES)
+QUICK_REPEATS = 3
+
+
+def default_repeats(case: Case) -> int:
+    """Timed repeats of a case: 20 for small work, fewer for big work."""
+    work = case.n_units ** 2 * case.batch_size * case.n_steps
+    if work <= 100 ** 2 * 32 * 100:
+        return 20
+    if work <= 256 ** 2 * 64 * 200:
+        return 10
+    return 5
+
+
+def _as_case(c) -> Case:
+    if isinstance(c, Case):
+        return c
+    if isinstance(c, dict):
+        return Case(**c)
+    if isinstance(c, (tuple, list)) and len(c) in (3, 4, 5):
+        return Case(*c)
+    raise ConfigError(f"a benchmark case is a Case, a dict or a tuple (N, B, T[, dtype]); got {c!r}")
+
+
+# -- torch (optional, imported lazily) ------------------------------------
+def import_torch():
+    """Return the ``torch`` module, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+class TorchLFRNN:
+    """Plain PyTorch LFRNN with the same equations, loss and optimiser.
+
+    ``x[t+1] = (1-a) x[t] + a (r[t] W^T + u[t] W_in^T + b)``, ``r = tanh(x)``,
+    ``y[t] = r[t+1] W_out^T + b_out``; loss = masked MSE + lambda * mean
+    squared rate change. The input drive and the readout are computed for all
+    steps in one matmul each, as bioplastic does.
+    """
+
+    def __init__(self, torch, params, alpha, dtype, lr=LR):
+        self.torch = torch
+        self.alpha = float(alpha)
+        self.tdtype = getattr(torch, np.dtype(dtype).name)
+        self.params = {k: torch.tensor(np.array(params[k]), dtype=self.tdtype, requires_grad=True)
+                       for k in LFRNN.param_names}
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=lr)
+
+    def tensor(self, a):
+        return self.torch.as_tensor(np.ascontiguousarray(a), dtype=self.tdtype)
+
+    def forward(self, u):
+        """Rates (T+1, B, N) and outputs (T, B, O) for inputs ``u`` (T, B, I)."""
+        torch, p, a = self.torch, self.params, self.alpha
+        T, B, _ = u.shape
+        WT = p["W"].T
+        # unbind, not drive[t]: indexing's backward would write a zero-filled
+        # (T, B, N) gradient per step, O(T^2) work that would slow the peer.
+        drive = (u @ p["W_in"].T + p["b"]).unbind(0)
+        x = torch.zeros(B, p["W"].shape[0], dtype=self.tdtype)
+        r = torch.tanh(x)
+        rates = [r]
+        for t in range(T):
+            x = (1 - a) * x + a * (r @ WT + drive[t])
+            r = torch.tanh(x)
+            rates.append(r)
+        R = torch.stack(rates)
+        y = R[1:] @ p["W_out"].T + p["b_out"]
+        return R, y
+
+    def loss(self, u, targets, mask, lambda_tcr=LAMBDA_TCR):
+        R, y = self.forward(u)
+        err = (y - targets) * mask
+        l_task = (err * err).sum() / mask.sum().clamp(min=1.0)
+        d = R[1:] - R[:-1]
+        l_tcr = (d * d).mean()
+        return l_task + lambda_tcr * l_tcr
+
+    def step(self, u, targets, mask, lambda_tcr=LAMBDA_TCR, max_norm=MAX_NORM):
+        """One BPTT iteration: forward, loss, backward, clip, Adam."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss(u, targets, mask, lambda_tcr)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(list(self.params.values()), max_norm)
+        self.opt.step()
+        return loss
+
+
+# -- one case ---------------------------------------------------------------
+def _setup(case: Case, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    net = LFRNN(case.n_units, N_INPUTS, N_OUTPUTS, g=GAIN, nonlinearity="tanh", dt=DT, tau=TAU,
+                dtype=case.dtype)
+    params = net.init_params(rng)
+    # Small non-zero biases so every parameter's gradient path is exercised.
+    params["b"] = (0.1 * rng.standard_normal(case.n_units)).astype(net.dtype)
+    params["b_out"] = (0.1 * rng.standard_normal(N_OUTPUTS)).astype(net.dtype)
+    T, B = case.n_steps, case.batch_size
+    batch = SimpleNamespace(
+        inputs=rng.standard_normal((T, B, N_INPUTS)).astype(net.dtype),
+        targets=rng.standard_normal((T, B, N_OUTPUTS)).astype(net.dtype),
+        loss_mask=np.ones((T, B, N_OUTPUTS), dtype=net.dtype),
+        epochs={},
+    )
+    return net, params, batch
+
+
+def bioplastic_step(net, params, batch, opt, lambda_tcr=LAMBDA_TCR, max_norm=MAX_NORM):
+    """One bioplastic BPTT iteration: loss_and_grads, clipping, Adam."""
+    ev = loss_and_grads(net, params, batch, lambda_tcr=lambda_tcr)
+    grads, _ = clip_by_global_norm(ev.grads, max_norm)
+    opt.step(params, grads)
+    return ev.loss
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def verify_peer(torch, net, params, batch) -> dict:
+    """Check that :class:`TorchLFRNN` reproduces bioplastic on one batch.
+
+    Compares outputs (absolute, ``OUTPUT_ATOL``), loss and gradients of every
+    parameter (relative, ``GRAD_RTOL``) for the same weights.
+
+    Returns
+    -------
+    dict with ``max_output_diff``, ``loss_rel`` and ``grad_rel`` (worst array).
+
+    Raises
+    ------
+    PeerMismatchError
+        If any difference exceeds its tolerance.
+    """
+    dtype = net.dtype.name
+    peer = TorchLFRNN(torch, params, net.alpha, dtype)
+    u, tgt, mask = (peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask))
+    with torch.no_grad():
+        _, y = peer.forward(u)
+    ours = net.forward(params, batch.inputs).outputs
+    diff = float(np.max(np.abs(y.numpy() - ours))) if ours.size else 0.0
+    if not diff <= OUTPUT_ATOL[dtype]:
+        raise PeerMismatchError(f"torch peer outputs differ from bioplastic by {diff:.3g} "
+                                f"(> {OUTPUT_ATOL[dtype]:g}, {dtype})")
+    loss = peer.loss(u, tgt, mask)
+    loss.backward()
+    ev = loss_and_grads(net, params, batch, lambda_tcr=LAMBDA_TCR)
+    loss_rel = abs(float(loss.detach()) - ev.loss) / max(abs(ev.loss), 1e-30)
+    grad_rel = {k: _rel(peer.params[k].grad.numpy(), ev.grads[k]) for k in LFRNN.param_names}
+    worst = max(grad_rel, key=grad_rel.get)
+    tol = GRAD_RTOL[dtype]
+    if not loss_rel <= tol or not grad_rel[worst] <= tol:
+        raise PeerMismatchError(f"torch peer loss/gradients differ from bioplastic ({dtype}): loss "
+                                f"rel. error {loss_rel:.3g}, {worst} grad rel. error {grad_rel[worst]:.3g} "
+                                f"(tolerance {tol:g})")
+    return {"max_output_diff": diff, "loss_rel": loss_rel, "grad_rel": grad_rel[worst]}
+
+
+def _median_ms(fn, repeats, warmup):
+    """Median wall time of ``fn()`` in ms, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _time_pair(f_ours, f_peer, repeats, warmup):
+    """Median ms of two callables, timed one block after the other.
+
+    Blocks rather than alternation: torch's OpenMP threads and numpy's
+    OpenBLAS threads spin for a while after each call, and alternating the two
+    runtimes makes each pay for the other's spinning threads.
+    """
+    gc.collect()
+    ours = _median_ms(f_ours, repeats, warmup)
+    if f_peer is None:
+        return ours, None
+    gc.collect()
+    return ours, _median_ms(f_peer, repeats, warmup)
+
+
+def _record(case, what, ours, peer):
+    return {"case": case.name, "what": what, "bioplastic_ms": round(ours, 4),
+            "torch_ms": None if peer is None else round(peer, 4),
+            "ratio": None if peer is None else round(peer / ours, 3)}
+
+
+def bench_case(case: Case, repeats: int, warmup: int = 2, torch=None, verify=True) -> list[dict]:
+    """Time forward and BPTT of one case; returns two records."""
+    net, params, batch = _setup(case)
+    peer = u = tgt = mask = None
+    if torch is not None:
+        if verify:
+            verify_peer(torch, net, params, batch)
+        peer = TorchLFRNN(torch, params, net.alpha, case.dtype)
+        u, tgt, mask = (peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask))
+
+    def torch_forward():
+        with torch.no_grad():
+            peer.forward(u)
+
+    fwd = _time_pair(lambda: net.forward(params, batch.inputs),
+                     None if peer is None else torch_forward, repeats, warmup)
+    opt = Adam(lr=LR)
+    train_params = params.copy()
+    bptt = _time_pair(lambda: bioplastic_step(net, train_params, batch, opt),
+                      None if peer is None else (lambda: peer.step(u, tgt, mask)), repeats, warmup)
+    return [_record(case, "forward", *fwd), _record(case, "bptt", *bptt)]
+
+
+def run_benchmark(cases=None, repeats=None, quick=False, *, use_torch=True, verify=True, log=None) -> list[dict]:
+    """Run the benchmark and return one record per (case, what).
+
+    Parameters
+    ----------
+    cases : sequence of Case (or (N, B, T[, dtype]) tuples, or dicts) or None
+        None: :data:`DEFAULT_CASES` (``QUICK_CASES`` when ``quick``).
+    repeats : int or None
+        Timed repeats per case (None: the case's own, else
+        :func:`default_repeats`; ``QUICK_REPEATS`` when ``quick``).
+    quick : bool
+        A tiny run: small cases, 3 repeats, 1 warm-up call.
+    use_torch : bool
+        Measure the PyTorch peer when torch is importable.
+    verify : bool
+        Check the peer against bioplastic before timing each case.
+    log : callable or None
+        Called with a progress line after each case.
+
+    Returns
+    -------
+    list of dict with keys ``case``, ``what`` ("forward" or "bptt"),
+    ``bioplastic_ms``, ``torch_ms`` and ``ratio`` (torch_ms / bioplastic_ms;
+    both None when torch is missing).
+    """
+    if cases is None:
+        cases = QUICK_CASES if quick else DEFAULT_CASES
+    cases = [_as_case(c) for c in cases]
+    if repeats is not None and (isinstance(repeats, bool) or int(repeats) != repeats or repeats < 1):
+        raise ConfigError(f"repeats must be a positive integer, got {repeats!r}")
+    torch = import_torch() if use_torch else None
+    records = []
+    for case in cases:
+        if case.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {DTYPES}, got {case.dtype!r}")
+        r = repeats or case.repeats or (QUICK_REPEATS if quick else default_repeats(case))
+        recs = bench_case(case, int(r), warmup=1 if quick else 2, torch=torch, verify=verify)
+        records.extend(recs)
+        if log is not None:
+            log(f"  done {case.name} ({r} repeats)")
+    return records
+
+
+# -- reporting --------------------------------------------------------------
+def machine_info() -> dict:
+    """CPU count and library versions of this process."""
+    import numba
+
+    info = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "torch": None,
+        "torch_threads": None,
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    busy = _cpu_busy()
+    if busy is not None:
+        info["cpu_busy"] = round(busy, 2)
+    torch = import_torch()
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def cpu_snapshot():
+    """(total, idle) CPU seconds of the whole machine and this process's CPU seconds.
+
+    Linux only (``/proc/stat``); returns None elsewhere. Two snapshots give
+    the share of the machine that *other* processes used in between, see
+    :func:`other_load`.
+    """
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    t = os.times()
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) / tick, idle / tick, t.user + t.system
+
+
+def other_load(before, after):
+    """Fraction of all CPUs used by other processes between two snapshots."""
+    if before is None or after is None:
+        return None
+    total, idle, own = (b - a for a, b in zip(before, after))
+    if total <= 0:
+        return None
+    return min(max((total - idle - own) / total, 0.0), 1.0)
+
+
+def _cpu_busy(interval=0.5):
+    """Fraction of all CPUs busy (by others) during ``interval`` s, or None."""
+    before = cpu_snapshot()
+    time.sleep(interval)
+    return other_load(before, cpu_snapshot())
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_header(info: dict) -> str:
+    torch = "not installed" if info["torch"] is None else f"{info['torch']} ({info['torch_threads']} threads)"
+    cpus = f"{info['cpu_count']}"
+    if "cpus_usable" in info:
+        cpus += f" ({info['cpus_usable']} usable)"
+    lines = [
+        f"bioplastic bench, {info['date']}",
+        f"machine: {info['processor']}, {cpus} CPUs, {info['platform']}",
+        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, torch {torch}",
+    ]
+    busy = info.get("cpu_busy")
+    if busy is not None:
+        lines.append(f"CPU used by other processes just before the run: {100 * busy:.0f}%")
+        if busy > 0.1:
+            lines.append("WARNING: the machine is busy; multi-threaded torch (and BLAS) timings "
+                         "suffer badly from oversubscription, re-run on an idle machine")
+    return "\n".join(lines)
+
+
+def format_table(records) -> str:
+    """Fixed-width table: case, what, bioplastic_ms, torch_ms, ratio."""
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    rows = [("case", "what", "bioplastic_ms", "torch_ms", "ratio")]
+    rows += [(r["case"], r["what"], fmt(r["bioplastic_ms"], ".2f"), fmt(r["torch_ms"], ".2f"),
+              fmt(r["ratio"], ".1f")) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(records, path) -> None:
+    """Write ``records`` as a JSON list, atomically (temp file + os.replace)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump([{k: r[k] for k in RECORD_KEYS} for r in records], f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def main(argv=None) -> int:
+    """``python -m bioplastic.bench [--json FILE] [--repeats R] [--quick]``."""
+    import argparse
+
+    from .cli.bench import configure_parser, run
+
+    parser = argparse.ArgumentParser(prog="python -m bioplastic.bench", description=__doc__.split("\n")[0])
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

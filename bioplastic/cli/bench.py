@@ -1,0 +1,56 @@
+"""``bioplastic bench``: time forward and BPTT against PyTorch (SPEC 10).
+
+Prints the machine, library versions and a table of median times; with
+``--json FILE`` also writes the records. See :mod:`bioplastic.bench`.
+"""
+from __future__ import annotations
+
+import sys
+
+HELP = "time LFRNN forward and BPTT against a PyTorch peer"
+
+
+def configure_parser(parser):
+    """Add the bench options to an argparse parser."""
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the records as a JSON list to FILE (atomically)")
+    parser.add_argument("--repeats", metavar="R", type=int, default=None,
+                        help="timed repeats per case (default: 20 for small cases, fewer for big ones)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny run (small cases, 3 repeats) to check that everything works")
+    return parser
+
+
+def add_parser(subparsers):
+    """Register ``bench`` on the CLI's subparsers; returns the parser."""
+    parser = subparsers.add_parser("bench", help=HELP, description=HELP + " (medians, in ms).")
+    configure_parser(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    """Run the benchmark, print header and table, write JSON if asked."""
+    from ..bench import cpu_snapshot, format_header, format_table, machine_info, other_load, run_benchmark, write_json
+    from ..errors import ConfigError
+
+    if args.repeats is not None and args.repeats < 1:
+        raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
+    info = machine_info()
+    print(format_header(info), flush=True)
+    if info["torch"] is None:
+        print("torch is not installed: only bioplastic is timed (pip install torch for ratios)")
+    before = cpu_snapshot()
+    records = run_benchmark(repeats=args.repeats, quick=args.quick,
+                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print()
+    print(format_table(records))
+    print("times are medians in ms; ratio = torch_ms / bioplastic_ms")
+    load = other_load(before, cpu_snapshot())
+    if load is not None:
+        print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
+              + (" -- timings are unreliable, re-run on an idle machine" if load > 0.1 else ""))
+    if args.json:
+        write_json(records, args.json)
+        print(f"wrote {args.json}")
+    return 0
