@@ -44,7 +44,10 @@ def test_list(capsys):
 
 
 def test_console_script_is_installed():
-    exe = shutil.which("bioplastic")
+    import pathlib
+
+    beside = pathlib.Path(sys.executable).parent / "bioplastic"
+    exe = str(beside) if beside.exists() else shutil.which("bioplastic")
     if exe is None:
         pytest.skip("bioplastic is not installed as a console script (run pip install -e .)")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
