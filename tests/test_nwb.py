@@ -68,3 +68,15 @@ def test_export_errors(run_with_recordings, tmp_path):
         read_nwb_series(plain)
     with pytest.raises(SchemaError, match="no acquisition series 'spikes'"):
         read_nwb_series(out, "spikes")
+
+
+def test_cli_export_nwb(run_with_recordings, tmp_path, capsys):
+    from bioplastic.cli import main
+    from bioplastic.export.nwb import read_nwb_series
+
+    out = tmp_path / "cli.nwb"
+    assert main(["export", "nwb", str(run_with_recordings), str(out), "--time-unit-ms", "10"]) == 0
+    _, rate_hz, _ = read_nwb_series(out)
+    assert rate_hz == pytest.approx(100.0)  # dt = 1 time unit = 10 ms
+    assert main(["export", "nwb", str(run_with_recordings), str(out)]) == 2
+    assert "exists" in capsys.readouterr().err

@@ -72,8 +72,28 @@ def run_brian2(args):
     return 0
 
 
+def add_nwb_arguments(p):
+    p.add_argument("run_file", metavar="RUN.h5", help="run file with recordings (train with record=...)")
+    p.add_argument("out", metavar="OUT.nwb", help="NWB file to write")
+    p.add_argument("--checkpoint", type=int, default=None, help="training iteration to export (default: last)")
+    p.add_argument("--time-unit-ms", type=float, default=1.0,
+                   help="ms per time unit of the network's tau and dt (default 1)")
+    p.add_argument("--force", action="store_true", help="replace OUT.nwb if it exists")
+
+
+def run_nwb(args):
+    """Write the recorded activity of a run (rates, states, outputs, inputs, targets) as NWB time
+    series, with the task's trial table as NWB trials and its epochs as NWB epochs."""
+    from ..export.nwb import export_nwb
+
+    out = export_nwb(args.run_file, args.out, checkpoint=args.checkpoint, time_unit=args.time_unit_ms * 1e-3,
+                     overwrite=args.force)
+    print(f"wrote {out}")
+    return 0
+
+
 #: export formats: name -> (add_arguments, run)
-FORMATS = {"brian2": (add_brian2_arguments, run_brian2)}
+FORMATS = {"brian2": (add_brian2_arguments, run_brian2), "nwb": (add_nwb_arguments, run_nwb)}
 
 
 def add_parser(sub):
