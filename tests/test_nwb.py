@@ -27,11 +27,11 @@ def test_export_round_trip(run_with_recordings, tmp_path):
     rec = data.recordings["at"][max(data.recordings["at"])]
     T, B = data.recordings["trials"].T, 6
     rates, rate_hz, trials = read_nwb_series(out, "rates")
-    assert rates.shape == (B * T, 12) and rate_hz == pytest.approx(1000.0)
+    assert rates.shape == (B * T, 12) and rate_hz == pytest.approx(100.0)  # 10 ms per time unit
     np.testing.assert_array_equal(rates[:T], rec["rates"][1:, 0])      # trial 0
     np.testing.assert_array_equal(rates[T:2 * T], rec["rates"][1:, 1])  # trial 1 follows
     assert len(trials["start_time"]) == B
-    np.testing.assert_allclose(trials["start_time"], np.arange(B) * T * 1e-3)
+    np.testing.assert_allclose(trials["start_time"], np.arange(B) * T * 1e-2)
     np.testing.assert_allclose(trials["coherence"], data.recordings["trials"].trial_table["coherence"])
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
@@ -75,8 +75,8 @@ def test_cli_export_nwb(run_with_recordings, tmp_path, capsys):
     from bioplastic.export.nwb import read_nwb_series
 
     out = tmp_path / "cli.nwb"
-    assert main(["export", "nwb", str(run_with_recordings), str(out), "--time-unit-ms", "10"]) == 0
+    assert main(["export", "nwb", str(run_with_recordings), str(out), "--time-unit-ms", "1"]) == 0
     _, rate_hz, _ = read_nwb_series(out)
-    assert rate_hz == pytest.approx(100.0)  # dt = 1 time unit = 10 ms
+    assert rate_hz == pytest.approx(1000.0)  # dt = 1 time unit = 1 ms
     assert main(["export", "nwb", str(run_with_recordings), str(out)]) == 2
     assert "exists" in capsys.readouterr().err

@@ -76,8 +76,8 @@ def add_nwb_arguments(p):
     p.add_argument("run_file", metavar="RUN.h5", help="run file with recordings (train with record=...)")
     p.add_argument("out", metavar="OUT.nwb", help="NWB file to write")
     p.add_argument("--checkpoint", type=int, default=None, help="training iteration to export (default: last)")
-    p.add_argument("--time-unit-ms", type=float, default=1.0,
-                   help="ms per time unit of the network's tau and dt (default 1)")
+    p.add_argument("--time-unit-ms", type=float, default=10.0,
+                   help="ms per time unit of the network's tau and dt (default 10, as for brian2)")
     p.add_argument("--force", action="store_true", help="replace OUT.nwb if it exists")
 
 

@@ -13,7 +13,8 @@ What goes where:
   per condition), and each task epoch (e.g. "delay") becomes NWB epochs tagged
   with its name;
 - model time is converted to seconds with ``time_unit`` (seconds per unit of
-  the network's tau and dt; default 1e-3, i.e. tau in milliseconds).
+  the network's tau and dt; default 1e-2: dt = 1 is 10 ms and tau = 10 is 100 ms, the same
+  convention as the Brian2 export).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _pynwb():
     return pynwb
 
 
-def export_nwb(run_file, out, *, checkpoint=None, time_unit=1e-3, overwrite=False) -> Path:
+def export_nwb(run_file, out, *, checkpoint=None, time_unit=1e-2, overwrite=False) -> Path:
     """Write the recordings of ``run_file`` at ``checkpoint`` (default: last) to ``out``.
 
     Raises
