@@ -164,3 +164,97 @@ def memory_hold_times(panels: dict, path, *, window_ms: float, title=None) -> Pa
         fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- local learning rules (protocols/local_rules_tcr.py) ----------------------------
+def iterations_to_criterion(groups: dict, path, *, budget: int, title=None) -> Path:
+    """Iterations to criterion per condition, one panel per group.
+
+    ``groups`` maps a panel title to ``{condition: [iterations or None]}``
+    (one entry per seed). Solved runs are filled dots; runs that did not
+    reach criterion within ``budget`` are open markers drawn at the budget
+    (censored); the bar is the median over seeds (unsolved counted at the
+    budget).
+    """
+    plt = _pyplot()
+    n = len(groups)
+    fig, axes = plt.subplots(1, n, figsize=(max(3.6, 1.1 * max(len(c) for c in groups.values()) + 1.5) * n, 3.6),
+                             squeeze=False)
+    for ax, (panel, conds) in zip(axes[0], groups.items()):
+        for ci, (label, its) in enumerate(conds.items()):
+            vals = np.array([budget if i is None else i for i in its], dtype=float)
+            jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
+            solved = np.array([i is not None for i in its])
+            ax.plot(ci + jitter[solved], vals[solved], "o", color="C0", ms=5)
+            ax.plot(ci + jitter[~solved], vals[~solved], "o", mfc="none", color="C3", ms=5)
+            if len(vals):
+                ax.plot([ci - 0.25, ci + 0.25], [np.median(vals)] * 2, color="k", lw=1.5)
+        ax.axhline(budget, color="C3", lw=0.8, ls="--")
+        ax.set_xticks(range(len(conds)))
+        ax.set_xticklabels(list(conds), rotation=30, ha="right", fontsize=8)
+        ax.set_title(str(panel), fontsize=10)
+        ax.set_ylabel("iterations to criterion")
+        ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def rule_diagnostics(panels: dict, path, *, title=None) -> Path:
+    """Cosine alignment with the BPTT gradient and relative update variance.
+
+    ``panels`` maps a rule label to a list of ``(iterations, alignment,
+    relative_variance)`` curves (one per seed; NaN where not measured).
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), squeeze=False)
+    for ci, (label, curves) in enumerate(panels.items()):
+        c = f"C{ci % 10}"
+        for si, (its, align, rel) in enumerate(curves):
+            ok = np.isfinite(align)
+            axes[0][0].plot(np.asarray(its)[ok], np.asarray(align)[ok], color=c, lw=0.8, alpha=0.7,
+                            label=label if si == 0 else None)
+            ok = np.isfinite(rel) & (np.asarray(rel) > 0)
+            axes[0][1].plot(np.asarray(its)[ok], np.asarray(rel)[ok], color=c, lw=0.8, alpha=0.7)
+    axes[0][0].set_ylabel("cos(update, BPTT gradient)")
+    axes[0][0].axhline(0, color="k", lw=0.5)
+    axes[0][1].set_ylabel("update variance / |update|^2")
+    axes[0][1].set_yscale("log")
+    for ax in axes[0]:
+        ax.set_xlabel("training iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def freeze_in_traces(panels: dict, path, *, title=None) -> Path:
+    """lambda_TCR(t), TCR measure and accuracy of freeze-in runs.
+
+    ``panels`` maps a condition to a list of ``(iterations, lambda_tcr,
+    tcr_measure, accuracy, diverged_at)`` per seed; a cross marks divergence.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), squeeze=False)
+    for ci, (label, curves) in enumerate(panels.items()):
+        c = f"C{ci % 10}"
+        for si, (its, lam, tcr, acc, div) in enumerate(curves):
+            for ax, y in zip(axes[0], (lam, tcr, acc)):
+                y = np.asarray(y, dtype=float)
+                ok = np.isfinite(y)
+                ax.plot(np.asarray(its)[ok], y[ok], color=c, lw=0.8, alpha=0.75, label=label if si == 0 else None)
+                if div is not None and ok.any():
+                    ax.plot([np.asarray(its)[ok][-1]], [y[ok][-1]], "x", color=c, ms=7)
+    for ax, lab in zip(axes[0], ("lambda_TCR (STP strength multiplier)", "mean squared rate change", "accuracy")):
+        ax.set_ylabel(lab)
+        ax.set_xlabel("training iteration")
+        ax.grid(alpha=0.3)
+    axes[0][1].set_yscale("log")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -115,7 +115,7 @@ def test_names_settings_and_descriptions():
     with pytest.raises(ConfigError, match="keyed by part name"):
         get_rule("eprop+tcr_stp", eta_s=0.1)
     r = get_rule("eprop+tcr_stp+freeze_in", tcr_stp={"eta_s": 0.02, "tau_s": float("inf")},
-                 freeze_in={"controller": {"target": 0.3}})
+                 freeze_in={"controller": {"low": 0.3}})
     again = rule_from_description(json.loads(json.dumps(r.describe())))
     assert again.describe() == r.describe()
     assert again.stp == (0.02, float("inf"))
@@ -148,8 +148,8 @@ def test_compositions_that_cannot_work_are_refused():
         train_local(net, task, "eprop", iterations=1, lambda_tcr=2.0)
     with pytest.raises(ConfigError, match="tau_s must be > 0"):
         TCRSTP(tau_s=0).check(net)
-    with pytest.raises(ConfigError, match="controller: unknown key\\(s\\): 'targt'"):
-        FreezeIn(controller={"targt": 1}).check(net)
+    with pytest.raises(ConfigError, match="controller: unknown key\\(s\\): 'hihg' \\(did you mean 'high'"):
+        FreezeIn(controller={"hihg": 1}).check(net)
 
 
 def test_undeclared_signal_is_refused():
@@ -305,20 +305,59 @@ def test_freeze_in_reward_gate_and_perturbations():
     assert d.std() == pytest.approx(0.3 / np.sqrt(net.n_units), rel=0.2)
 
 
-def test_freeze_in_controller_lowers_lambda_when_activity_collapses():
-    """Strong goal-agnostic freeze-in silences activity change; the controller
-    answers by lowering lambda_TCR(t) (recorded in the history)."""
+def test_freeze_in_controller_stops_a_runaway():
+    """Too strong a consolidation runs away (W grows without bound, units
+    saturate and flip); the homeostatic lambda_TCR(t) controller sees the
+    activity change leave its band and switches TCR off."""
     net, task = small(n_units=16, g=1.5)
-    rule = get_rule("eprop+tcr_stp+freeze_in", tcr_stp={"eta_s": 0.2, "tau_s": float("inf")},
-                    freeze_in={"eta": 2.0, "controller": {"target": 0.9, "gain": 0.5}})
-    r = train_local(net, task, rule, iterations=40, seed=0, early_stop=False, lr=1e-12, diagnostics_every=0)
-    lam = r.history["lambda_tcr"]
-    assert lam[0] == 1.0 and lam[-1] < 0.5
-    plain = train_local(net, task, get_rule("eprop+tcr_stp+freeze_in", tcr_stp={"eta_s": 0.2, "tau_s": float("inf")},
-                                            freeze_in={"eta": 2.0}),
-                        iterations=40, seed=0, early_stop=False, lr=1e-12, diagnostics_every=0)
+    kw = dict(iterations=40, seed=0, early_stop=False, optimizer="adam", lr=3e-3, diagnostics_every=0)
+    stp = {"eta_s": 0.02, "tau_s": 100.0}
+    plain = train_local(net, task, get_rule("eprop+tcr_stp+freeze_in", tcr_stp=stp, freeze_in={"eta": 100.0}), **kw)
+    ctrl = train_local(net, task, get_rule("eprop+tcr_stp+freeze_in", tcr_stp=stp,
+                                           freeze_in={"eta": 100.0, "controller": True}), **kw)
+    m0 = plain.history["tcr_loss"][0]
+    assert plain.history["tcr_loss"][-1] > 20 * m0 and np.linalg.norm(plain.params["W"]) > 1e20
     assert np.all(plain.history["lambda_tcr"] == 1.0)
-    assert r.history["tcr_loss"][-5:].mean() > plain.history["tcr_loss"][-5:].mean()
+    assert ctrl.history["lambda_tcr"][0] == 1.0 and ctrl.history["lambda_tcr"][-1] < 1e-3
+    assert np.linalg.norm(ctrl.params["W"]) < 1e4
+
+
+def test_freeze_in_controller_backs_off_when_activity_freezes():
+    rule = FreezeIn(controller={"low": 0.5, "recover": 0.5})
+    net, task = small()
+    params = net.init_params(np.random.default_rng(0))
+    batch = task.sample(4, np.random.default_rng(1))
+    state = rule.init_state(net, params, None)
+    state["m0"] = 10 * _ctx(net, params, batch).activity()  # activity is now a tenth of its start
+    rule.update(_ctx(net, params, batch).view(rule, ("W",)), state)
+    assert state["lambda"] == pytest.approx(0.2)  # 1 * rho / low = 0.1 / 0.5
+    state["m0"] = _ctx(net, params, batch).activity()  # back inside the band: recovers halfway to 1
+    rule.update(_ctx(net, params, batch).view(rule, ("W",)), state)
+    assert state["lambda"] == pytest.approx(0.6)
+
+
+def test_protocol_runs_tiny(tmp_path):
+    """local_rules_tcr end to end on a tiny setting: every output present and consistent."""
+    from bioplastic.protocol import load_protocol
+
+    mod = load_protocol("local_rules_tcr")
+    mod.QUICK = {"gains": [1.5], "seeds": 2, "rules": ["eprop", "node_perturbation"], "tasks": ["flipflop"],
+                 "iterations": {"flipflop": 4}, "cure_gain": 1.5, "cure_etas": [30.0], "cure_iterations": 3}
+    mod.MODEL = dict(mod.MODEL, n_units=8)
+    mod.TRAINING = dict(mod.TRAINING, diagnostics_every=2)
+    mod.main(tmp_path, quick=True)
+    pred = json.loads((tmp_path / "predictions.json").read_text())
+    block = pred["results"]["tcr"]["g=1.5 flipflop eprop"]
+    assert set(block["conditions"]) == {"plain", "tcr_stp", "tcr_stp+freeze_in"}
+    assert len(block["conditions"]["plain"]["iterations_to_criterion"]) == 2
+    assert block["speedup_vs_plain"]["tcr_stp"]["censored_pairs"] == 2  # 4 iterations cannot solve it
+    assert set(pred["results"]["freeze_in_cures"]["eta=30.0"]["conditions"]) == set(mod.CURES)
+    for png in ("loss_curves", "iterations_to_criterion", "rule_diagnostics", "freeze_in_cures"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 1000
+    assert "speed-up" in (tmp_path / "report.md").read_text()
+    assert len(list((tmp_path / "runs").glob("*.h5"))) == 2 * 3 * 2 + 4 * 2
+    data = bp.read_run(next((tmp_path / "runs").glob("g1.5_flipflop_eprop+tcr_stp+freeze_in_seed0.h5")))
+    assert data.config["training"]["rule"]["name"] == "eprop+tcr_stp+freeze_in"
 
 
 # -- command line ------------------------------------------------------------------

@@ -42,7 +42,8 @@ def flat(d: dict, names) -> np.ndarray:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0 or not (np.isfinite(na) and np.isfinite(nb)):
         return float("nan")
     return float(np.dot(a, b) / (na * nb))
@@ -94,3 +95,4 @@ def update_variance(rule, state, targets, network, params, batch, noise, stp, rn
     if V.shape[1] == 0:
         return float("nan")
     return float(np.sum(np.var(V, axis=0, ddof=1)) / splits)
+

@@ -18,7 +18,7 @@ from ..registry import check_keys
 from .base import Rule, Update
 
 GATES = (None, "reward")
-CONTROLLER_DEFAULTS = {"target": 0.5, "gain": 0.2, "min": 0.05, "max": 4.0}
+CONTROLLER_DEFAULTS = {"low": 0.5, "high": 1.5, "recover": 0.1, "min": 0.0, "max": 1.0}
 
 
 class FreezeIn(Rule):
@@ -36,16 +36,21 @@ class FreezeIn(Rule):
     - ``sigma_w`` (``perturbation_std``): random weight perturbations, the
       first cure against collapse onto trivial fixed points;
     - the controller, the second cure, sets the TCR strength
-      ``lambda_TCR(k)`` (it multiplies the STP rate ``eta_s``) from the
-      measured mean squared rate change per step ``m_k`` (the TCR measure),
-      holding it near ``target * m_0``::
+      ``lambda_TCR(k)`` (it multiplies the STP rate ``eta_s``, hence also
+      what is consolidated) homeostatically, from the measured mean squared
+      rate change per step ``m_k`` (the TCR measure) relative to its value
+      ``m_0`` at the first iteration, ``rho_k = m_k / m_0``::
 
-          log lambda(k+1) = clip(log lambda(k) + gain * (log m_k - log(target * m_0)),
-                                 log min, log max),    lambda(0) = 1
+          lambda(0)   = max
+          lambda(k+1) = lambda(k) * high / rho_k             if rho_k > high  (runaway)
+                      = lambda(k) * rho_k / low              if rho_k < low   (activity frozen)
+                      = lambda(k) + recover * (max - lambda(k))  otherwise
+          then clipped to [min, max]
 
-      When activity stops changing (a collapse onto a fixed point that
-      ignores the inputs), lambda falls and with it both the STP term and
-      what is consolidated; when activity changes a lot, it rises.
+      TCR backs off, in proportion to the excursion, whenever the activity
+      change leaves the band ``[low, high] * m_0`` (a collapse onto fixed
+      points that ignore the inputs, or a runaway of the consolidation), and
+      recovers toward its nominal strength inside the band.
 
     With ``tau_s -> inf`` and small ``eta_s``, ``S_b[T]`` is
     ``-(eta_s / (2 gain))`` times the TCR gradient of the trial (SPEC 4), so
@@ -54,7 +59,7 @@ class FreezeIn(Rule):
 
     Symbols and arguments: ``eta`` is ``eta``; ``sigma_w`` is
     ``perturbation_std``; ``beta`` the running-mean rate; the controller's
-    ``target``, ``gain``, ``min``, ``max`` come from ``controller``
+    ``low``, ``high``, ``recover``, ``min``, ``max`` come from ``controller``
     (``True`` for the defaults :data:`CONTROLLER_DEFAULTS`).
 
     Needs a TCR-STP rule in the same composition
@@ -66,7 +71,7 @@ class FreezeIn(Rule):
     eta : float >= 0
     gate : None or "reward"
     perturbation_std : float >= 0
-    controller : None, True or dict with keys target, gain, min, max
+    controller : None, True or dict with keys low, high, recover, min, max
     beta : float in (0, 1]
 
     Reads: ``stp``; also ``reward`` with the gate and ``activity`` with the
@@ -115,12 +120,15 @@ class FreezeIn(Rule):
         if not 0 < float(self.beta) <= 1:
             raise ConfigError(f"freeze_in beta must be in (0, 1], got {self.beta!r}")
         c = self.controller_settings()
-        if c is not None and not (0 < c["target"] and c["gain"] >= 0 and 0 < c["min"] <= 1 <= c["max"]):
-            raise ConfigError(f"freeze_in controller needs target > 0, gain >= 0 and 0 < min <= 1 <= max, got {c}")
+        if c is not None and not (0 < c["low"] <= 1 <= c["high"] and 0 <= c["recover"] <= 1
+                                  and 0 <= c["min"] <= c["max"]):
+            raise ConfigError("freeze_in controller needs 0 < low <= 1 <= high, 0 <= recover <= 1 and "
+                              f"0 <= min <= max, got {c}")
         return super().check(network)
 
     def init_state(self, network, params, rng):
-        return {"lambda": 1.0, "m0": None, "Rbar": None}
+        c = self.controller_settings()
+        return {"lambda": 1.0 if c is None else float(c["max"]), "m0": None, "Rbar": None}
 
     def tcr_scale(self, state):
         return float(state["lambda"])
@@ -142,10 +150,17 @@ class FreezeIn(Rule):
             delta = delta + zeta.astype(S.dtype)
         c = self.controller_settings()
         if c is not None:
-            m = max(ctx.activity(), 1e-300)
+            m = ctx.activity()
             if state["m0"] is None:
-                state["m0"] = m
-            log_lam = math.log(state["lambda"]) + c["gain"] * (math.log(m) - math.log(c["target"] * state["m0"]))
-            state["lambda"] = float(math.exp(min(max(log_lam, math.log(c["min"])), math.log(c["max"]))))
+                state["m0"] = max(m, 1e-300)
+            rho = m / state["m0"] if math.isfinite(m) else math.inf
+            lam = state["lambda"]
+            if rho > c["high"]:
+                lam = lam * c["high"] / rho
+            elif rho < c["low"]:
+                lam = lam * rho / c["low"]
+            else:
+                lam = lam + c["recover"] * (c["max"] - lam)
+            state["lambda"] = float(min(max(lam, c["min"]), c["max"]))
             info["lambda_tcr"] = state["lambda"]
         return Update(deltas={"W": delta} if "W" in ctx.targets else {}, info=info)

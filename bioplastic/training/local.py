@@ -177,7 +177,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 activity = ctx.activity()
             accuracy = task.accuracy(outputs, batch) if np.all(np.isfinite(outputs)) else 0.0
             direction = descent_direction(upd)
-            unorm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in direction.values())))
+            with np.errstate(over="ignore", invalid="ignore"):
+                unorm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in direction.values())))
             align = var = float("nan")
             if diag_state is not None and np.isfinite(unorm) and np.isfinite(loss):
                 align = bptt_alignment(network, params, batch, noise, direction)
@@ -262,3 +263,71 @@ def _held_out(network, params, task, batch_size, rng, stp) -> float:
     if not np.all(np.isfinite(out)):
         return 0.0
     return float(task.accuracy(out, batch))
+
+
+def run_local_job(job: dict) -> dict:
+    """Train one local-rule job and return a summary (for protocols and sweeps).
+
+    A job is a JSON-friendly dict::
+
+        {"name": "flipflop_eprop+tcr_stp_seed0", "seed": 0,
+         "model": {"kind": "lfrnn", "n_units": 32, "g": 3.0},
+         "task": {"name": "flipflop", "n_steps": 40},
+         "rule": "eprop+tcr_stp", "rule_settings": {"tcr_stp": {"eta_s": 0.02}},
+         "training": {"iterations": 400, "optimizer": "adam", "lr": 3e-3},
+         "run_file": "out/runs/flipflop_eprop+tcr_stp_seed0.h5"}
+
+    A run that diverges is summarised (status "diverged", ``diverged_at``)
+    rather than raised. When ``run_file`` exists with a final status the job
+    is not trained again: its summary comes from the file (protocols resume).
+
+    Returns
+    -------
+    dict with ``name``, ``seed``, ``status``, ``converged_at``,
+    ``diverged_at``, ``final_accuracy``, ``W_norm`` and the history arrays
+    (``iterations``, ``task_loss``, ``tcr_loss``, ``accuracy``,
+    ``alignment``, ``update_variance``, ``grad_norm``, ``lambda_tcr``).
+    """
+    from ..io.runfile import read_run
+    from ..networks import make_network
+    from ..rules import get_rule
+    from ..tasks import get_task
+
+    run_file = Path(job["run_file"]) if job.get("run_file") else None
+    if run_file is not None and run_file.exists():
+        data = read_run(run_file, checkpoints=False)
+        if data.status != "running":
+            return _job_summary(job, data.history, data.status, data.attrs.get("converged_at"),
+                                data.attrs.get("final_accuracy"), data.params)
+    task_cfg = dict(job["task"])
+    task = get_task(task_cfg.pop("name"), **task_cfg)
+    model = dict(job["model"])
+    net = make_network(model.pop("kind"), task.n_inputs, task.n_outputs, **model)
+    rule = get_rule(job["rule"], **job.get("rule_settings", {}))
+    try:
+        r = train_local(net, task, rule, seed=job["seed"], run_file=run_file, progress=False,
+                        extra_config={"job": job.get("name", "")}, **job.get("training", {}))
+    except DivergenceError as exc:
+        r = exc.result
+    return _job_summary(job, r.history, r.status, r.converged_at, r.final_accuracy, r.params)
+
+
+def _job_summary(job, history, status, converged_at, final_accuracy, params):
+    conv = None if converged_at is None or int(converged_at) < 0 else int(converged_at)
+    its = np.asarray(history["iteration"])
+    W = params.get("W") if hasattr(params, "get") else None
+    return {
+        "name": job.get("name", ""), "seed": job["seed"], "status": str(status), "converged_at": conv,
+        "diverged_at": int(its[-1]) if str(status) == "diverged" and its.size else None,
+        "final_accuracy": None if final_accuracy is None else float(final_accuracy),
+        "W_norm": None if W is None else _norm(W),
+        "iterations": its, **{c: np.asarray(history[c], dtype=float) for c in
+                              ("task_loss", "tcr_loss", "accuracy", "alignment", "update_variance",
+                               "grad_norm", "lambda_tcr")},
+        "run_file": job.get("run_file"),
+    }
+
+
+def _norm(a) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.linalg.norm(a))
