@@ -166,6 +166,171 @@ def memory_hold_times(panels: dict, path, *, window_ms: float, title=None) -> Pa
     return save_figure(fig, path)
 
 
+# -- geometry of memory (bioplastic.analysis) ----------------------------------
+STABILITY_STYLE = {
+    "stable": {"color": "#1f4e9e", "marker": "o", "label": "stable"},
+    "saddle": {"color": "#d62728", "marker": "X", "label": "saddle"},
+    "unstable": {"color": "#ff7f0e", "marker": "^", "label": "unstable"},
+    "marginal": {"color": "#2ca02c", "marker": "D", "label": "marginal"},
+}
+
+
+def _running_median_plot(y, w):
+    if len(y) < w or w < 3:
+        return np.asarray(y)
+    h = w // 2
+    pad = np.pad(np.asarray(y, dtype=float), h, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1), axis=1)
+
+
+def loss_with_gr_events(iterations, loss, ckpt_iterations, n_stable, distance, events, abrupt: dict, path, *,
+                        title=None) -> Path:
+    """Loss curve with the plateau shaded, the drop and the GR events marked.
+
+    Top: task loss (log scale; thin: raw, thick: running median), the
+    search-phase plateau shaded, the drop iteration as a solid line, GR
+    events as dashed lines. Bottom: stable fixed points per checkpoint (steps)
+    and the geometry distance to the previous checkpoint (dots, right axis).
+    """
+    plt = _pyplot()
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1.2]})
+    it = np.asarray(iterations)
+    ax.plot(it, loss, color="0.7", lw=0.6)
+    smooth = _running_median_plot(loss, max(3, len(it) // 100 * 2 + 1))
+    ax.plot(it, smooth, color="k", lw=1.3, label="task loss")
+    ax.set_yscale("log")
+    finite = np.asarray(loss)[np.isfinite(loss) & (np.asarray(loss) > 0)]
+    if finite.size:  # keep rare loss spikes from squashing the curve
+        lo, hi = np.quantile(finite, [0.002, 0.995])
+        ax.set_ylim(lo / 1.5, max(hi, float(np.max(smooth))) * 1.5)
+    if abrupt.get("detected"):
+        ax.axvspan(abrupt["plateau_start"], abrupt["plateau_end"], color="#fde49c", alpha=0.6,
+                   label="search phase (plateau)")
+        ax.axvline(abrupt["drop_iteration"], color="#d62728", lw=1.8,
+                   label=f"drop ({abrupt['drop_size']:.2f} decades)")
+    for i, e in enumerate(np.asarray(events)):
+        for a in (ax, bx):
+            a.axvline(e, color="#1f4e9e", ls="--", lw=0.9, label="GR event" if (i == 0 and a is ax) else None)
+    if not abrupt.get("detected"):
+        ax.text(0.99, 0.97, "no abrupt drop detected", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    ax.set_ylabel("task loss")
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    bx.step(ckpt_iterations, n_stable, where="post", color="#1f4e9e", lw=1.4)
+    bx.set_ylabel("stable fixed points", color="#1f4e9e")
+    cx = bx.twinx()
+    cx.plot(ckpt_iterations, distance, "o", color="#d62728", ms=3)
+    cx.set_ylabel("geometry distance", color="#d62728")
+    cx.set_ylim(-0.03, 1.03)
+    bx.set_xlabel("training iteration")
+    bx.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _draw_points(ax, points, stability, is_fixed, seen):
+    points = np.asarray(points)
+    slow = ~np.asarray(is_fixed, dtype=bool)
+    if slow.any():
+        ax.scatter(points[slow, 0], points[slow, 1], s=14, marker="x", color="0.45", lw=0.8,
+                   label=None if "slow" in seen else "slow point", zorder=3)
+        seen.add("slow")
+    for name, st in STABILITY_STYLE.items():
+        sel = (~slow) & (np.asarray(stability) == name)
+        if sel.any():
+            ax.scatter(points[sel, 0], points[sel, 1], s=42, marker=st["marker"], color=st["color"],
+                       edgecolor="white", lw=0.6, label=None if name in seen else st["label"], zorder=4)
+            seen.add(name)
+
+
+def phase_portraits(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) -> Path:
+    """One panel per checkpoint: trajectories (grey) and fixed points coloured by stability.
+
+    Each panel is a dict with ``title``, ``trajectories`` (T+1, B, 2),
+    ``points`` (K, 2), ``stability`` (K,) labels and ``is_fixed`` (K,).
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
+    seen = set()
+    for ax, p in zip(axes[0], panels):
+        tr = np.asarray(p["trajectories"])
+        for b in range(tr.shape[1]):
+            ax.plot(tr[:, b, 0], tr[:, b, 1], color="0.6", lw=0.6, alpha=0.8)
+        _draw_points(ax, p["points"], p["stability"], p["is_fixed"], seen)
+        ax.set_title(p["title"], fontsize=9)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[0][0].set_ylabel(axis_labels[1])
+    fig.legend(frameon=False, fontsize=7, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.04))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def speed_maps(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) -> Path:
+    """log10 speed |F(x) - x| on a grid in the PCA plane, one panel per checkpoint.
+
+    Each panel is a dict as for :func:`phase_portraits` plus ``a`` (G,),
+    ``b`` (G,) grid coordinates and ``speed`` (G, G) (rows: b, columns: a).
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.3), squeeze=False)
+    seen = set()
+    logs = [np.log10(np.maximum(np.asarray(p["speed"]), 1e-12)) for p in panels]
+    lo = min(float(np.min(v)) for v in logs)
+    hi = max(float(np.max(v)) for v in logs)
+    im = None
+    for ax, p, ls in zip(axes[0], panels, logs):
+        im = ax.pcolormesh(p["a"], p["b"], ls, cmap="viridis", vmin=lo, vmax=hi, shading="auto")
+        tr = np.asarray(p["trajectories"])
+        for b in range(tr.shape[1]):
+            ax.plot(tr[:, b, 0], tr[:, b, 1], color="white", lw=0.5, alpha=0.7)
+        _draw_points(ax, p["points"], p["stability"], p["is_fixed"], seen)
+        ax.set_xlim(p["a"][0], p["a"][-1])
+        ax.set_ylim(p["b"][0], p["b"][-1])
+        ax.set_title(p["title"], fontsize=9)
+        ax.set_xlabel(axis_labels[0])
+    axes[0][0].set_ylabel(axis_labels[1])
+    fig.colorbar(im, ax=list(axes[0]), label="log10 speed |F(x) - x| per step", shrink=0.85)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def lead_times(groups: dict, path, *, title=None) -> Path:
+    """GR lead time before the drop, one column per condition, one dot per seed.
+
+    ``groups`` maps a label to a dict with ``leads`` (list of float, seeds
+    where GR preceded the drop), ``n_not_preceded`` and ``n_no_drop``.
+    """
+    plt = _pyplot()
+    labels = list(groups)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(labels)), 3.4))
+    rng = np.random.default_rng(0)
+    for i, lab in enumerate(labels):
+        g = groups[lab]
+        v = np.asarray(g["leads"], dtype=float)
+        if v.size:
+            ax.plot(i + 0.08 * rng.standard_normal(v.size), v, "o", color="#1f4e9e", ms=5, alpha=0.8)
+            ax.plot([i - 0.25, i + 0.25], [np.median(v)] * 2, color="k", lw=1.5)
+        ax.annotate(f"not before: {g['n_not_preceded']}\nno drop: {g['n_no_drop']}", (i, 0), xytext=(0, -28),
+                    textcoords="offset points", ha="center", va="top", fontsize=7)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8, rotation=20)
+    ax.set_ylabel("GR lead before drop (iterations)")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 # -- local learning rules (protocols/local_rules_tcr.py) ----------------------------
 def iterations_to_criterion(groups: dict, path, *, budget: int, title=None) -> Path:
     """Iterations to criterion per condition, one panel per group.
