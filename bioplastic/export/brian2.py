@@ -84,6 +84,15 @@ def to_brian2_model(network, params, *, time_unit: float = DEFAULT_TIME_UNIT, mo
     mode : {"rate", "spiking"}
         Only used to check support.
 
+    Returns
+    -------
+    dict
+        Settings and float64 arrays in the form shared by the LFRNN and the
+        PLRNN (``brian2_rate``): an LFRNN or rank-one RNN exports its
+        effective ``W`` (rank-one: ``g chi + m n^T / N``), a PLRNN
+        ``leak = 1 - A``. A float32 network is exported in float64, so it
+        agrees with its own (float32) trajectory only to float32 rounding.
+
     Raises
     ------
     ConfigError
