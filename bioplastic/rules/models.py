@@ -103,9 +103,10 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
     f = leaky_form(network, params)
     T, B, _ = inputs.shape
     dtype = network.dtype
-    drive = (inputs.reshape(T * B, -1) @ np.asarray(f.W_in).T + f.b).reshape(T, B, -1).astype(dtype, copy=False)
+    drive = (inputs.reshape(T * B, -1) @ np.asarray(f.W_in).T).reshape(T, B, -1).astype(dtype, copy=False)
+    drive += f.b
     if current is not None:
-        drive = drive + current
+        drive += current  # drive is a fresh array: add in place
     scaled = scaled_noise(network, noise)
     x0 = network.initial_state(B) if x0 is None else x0
     eta_s, decay_s = stp if stp is not None else (0.0, 1.0)

@@ -99,8 +99,12 @@ class NodePerturbation(Rule):
         N, O = net.n_units, net.n_outputs
         sigma = float(self.sigma)
         dtype = net.dtype
-        xi = (ctx.rng.standard_normal((T, B, N)) * sigma).astype(dtype)
-        q = (ctx.rng.standard_normal((T, B, O)) * sigma).astype(dtype) if self.perturb_outputs else None
+        xi = ctx.rng.standard_normal((T, B, N), dtype=dtype)
+        xi *= dtype.type(sigma)
+        q = None
+        if self.perturb_outputs:
+            q = ctx.rng.standard_normal((T, B, O), dtype=dtype)
+            q *= dtype.type(sigma)
         traj = ctx.perturb(xi, q)
         R = ctx.reward(traj.outputs)
         if self.baseline == "unperturbed":
