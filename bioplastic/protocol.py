@@ -88,3 +88,26 @@ def map_jobs(fn, jobs, *, workers=2, progress=True, desc="jobs"):
         with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_blas) as ex:
             results = list(tqdm(ex.map(fn, jobs), total=len(jobs), disable=not progress, desc=desc))
     return results, time.perf_counter() - t0
+
+
+def resolve_settings(full: dict, quick_settings: dict, quick: bool, seeds, out) -> tuple[dict, Path]:
+    """The protocol's settings (quick or full, ``seeds`` overriding) and its
+    output folder, created with a ``runs/`` sub-folder for the run files."""
+    settings = dict(quick_settings if quick else full)
+    if seeds is not None:
+        settings["seeds"] = int(seeds)
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    return settings, out
+
+
+def script_main(main, doc: str, name: str) -> None:
+    """Command line for ``python protocols/NAME.py [--out DIR] [--quick] [--seeds N]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or name).strip().split("\n")[0])
+    ap.add_argument("--out", default=f"runs/{name}")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int)
+    a = ap.parse_args()
+    main(a.out, quick=a.quick, seeds=a.seeds)

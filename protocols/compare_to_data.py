@@ -12,7 +12,6 @@ Run: ``bioplastic run compare_to_data [--quick] [--seeds N]``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from bioplastic.io.atomic import write_text
 from bioplastic.io.runfile import read_run
 from bioplastic.networks import make_network
 from bioplastic.plotting import pc_trajectories
-from bioplastic.protocol import map_jobs, write_json
+from bioplastic.protocol import map_jobs, resolve_settings, script_main, write_json
 from bioplastic.stats import bootstrap_median_ci
 
 FULL = {"seeds": 6, "n_units": 64, "iterations": 2000}
@@ -32,11 +31,7 @@ N_COMPONENTS = 3
 
 
 def main(out, quick=False, seeds=None):
-    out = Path(out)
-    settings = dict(QUICK if quick else FULL)
-    if seeds is not None:
-        settings["seeds"] = int(seeds)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     data = load_example("flipflop_population")
     jobs = [{"name": f"seed{s}", "seed": s, "model": {"kind": "lfrnn", "n_units": settings["n_units"], "g": 1.5},
              "task": {"name": "flipflop"},
@@ -86,3 +81,7 @@ def main(out, quick=False, seeds=None):
     write_text(out / "report.md", text)
     print(text)
     return pred
+
+
+if __name__ == "__main__":
+    script_main(main, __doc__, "compare_to_data")

@@ -18,7 +18,7 @@ import numpy as np
 from bioplastic.experiments import run_train_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import loss_curves
-from bioplastic.protocol import map_jobs, write_json
+from bioplastic.protocol import map_jobs, resolve_settings, script_main, write_json
 from bioplastic.stats import bootstrap_median_ci, speedup_ratios
 
 # lambda_TCR schedules (SPEC 4) compared with plain BPTT ("no_tcr"). The TCR
@@ -127,11 +127,7 @@ def report(pred: dict, settings: dict, wall: float) -> str:
 
 
 def main(out, quick=False, seeds=None):
-    out = Path(out)
-    settings = dict(QUICK if quick else FULL)
-    if seeds is not None:
-        settings["seeds"] = int(seeds)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     jobs = make_jobs(out, settings)
     results, wall = map_jobs(run_train_job, jobs, desc="tcr_speedup")
     pred = {"protocol": "tcr_speedup", "quick": quick, "settings": {**settings, **TRAINING},
@@ -147,11 +143,4 @@ def main(out, quick=False, seeds=None):
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/tcr_speedup")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int)
-    a = ap.parse_args()
-    main(a.out, a.quick, a.seeds)
+    script_main(main, __doc__, "tcr_speedup")

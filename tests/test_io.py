@@ -190,7 +190,8 @@ def test_recordings_round_trip_and_reproduce(tmp_path):
     r = bp.train(net, task, iterations=8, seed=2, checkpoint_every=4, run_file=path, early_stop=False,
                  record=Recording(what=("states", "rates", "outputs", "inputs"), n_trials=5, noise=True))
     data = read_run(path)
-    assert sorted(data.recordings["at"]) == [0, 4, 8]
+    assert sorted(data.recordings["at"]) == sorted(r.recordings["at"]) == [0, 4, 8]
+    np.testing.assert_array_equal(data.recordings["at"][8]["rates"], r.recordings["at"][8]["rates"])
     batch = data.recordings["trials"]
     assert batch.inputs.shape[1] == 5 and set(batch.trial_table) >= {"trial", "value_0", "target"}
     assert data.recordings["at"][8]["rates"].shape == (task.settings()["n_steps"] + 1, 5, 10)

@@ -55,7 +55,7 @@ def export_nwb(run_file, out, *, checkpoint=None, time_unit=1e-2, overwrite=Fals
     ConfigError
         If ``out`` exists (and not ``overwrite``) or ``time_unit`` is not positive.
     """
-    pynwb = _pynwb()
+    _pynwb()  # clear error when the extra is missing
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
     from pynwb.file import Subject
 
