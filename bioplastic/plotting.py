@@ -306,23 +306,23 @@ def lead_times(groups: dict, path, *, title=None) -> Path:
     """GR lead time before the drop, one column per condition, one dot per seed.
 
     ``groups`` maps a label to a dict with ``leads`` (list of float, seeds
-    where GR preceded the drop), ``n_not_preceded`` and ``n_no_drop``.
+    where GR preceded the drop), ``n_not_preceded`` and ``n_no_drop``; the
+    last two are printed under the label.
     """
     plt = _pyplot()
     labels = list(groups)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(labels)), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.9 * len(labels)), 3.6))
     rng = np.random.default_rng(0)
     for i, lab in enumerate(labels):
-        g = groups[lab]
-        v = np.asarray(g["leads"], dtype=float)
+        v = np.asarray(groups[lab]["leads"], dtype=float)
         if v.size:
             ax.plot(i + 0.08 * rng.standard_normal(v.size), v, "o", color="#1f4e9e", ms=5, alpha=0.8)
             ax.plot([i - 0.25, i + 0.25], [np.median(v)] * 2, color="k", lw=1.5)
-        ax.annotate(f"not before: {g['n_not_preceded']}\nno drop: {g['n_no_drop']}", (i, 0), xytext=(0, -28),
-                    textcoords="offset points", ha="center", va="top", fontsize=7)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, fontsize=8, rotation=20)
+    ax.set_xticklabels([f"{lab}\nGR not before: {groups[lab]['n_not_preceded']}\nno drop: {groups[lab]['n_no_drop']}"
+                        for lab in labels], fontsize=7)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel("GR lead before drop (iterations)")
     ax.grid(alpha=0.3, axis="y")
     if title:
@@ -419,6 +419,46 @@ def freeze_in_traces(panels: dict, path, *, title=None) -> Path:
         ax.grid(alpha=0.3)
     axes[0][1].set_yscale("log")
     axes[0][0].legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def loss_overview(panels: dict, path, *, title=None) -> Path:
+    """One panel per key (task); each maps a label (model) to a list of
+    (iterations, loss, drop_iteration or None) per seed.
+
+    Thin lines: running median of each seed's loss (raw losses spike over
+    many decades in unstable runs); dots: detected drop iterations. The y
+    range ignores the top 0.5 % of losses.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (panel, conditions) in zip(axes[0], panels.items()):
+        lows, highs = [], []
+        for ci, (label, curves) in enumerate(conditions.items()):
+            c = colors[ci % len(colors)]
+            for si, (its, vals, drop) in enumerate(curves):
+                its = np.asarray(its)
+                sm = _running_median_plot(vals, max(3, len(its) // 100 * 2 + 1))
+                ax.plot(its, sm, color=c, lw=0.9, alpha=0.8, label=label if si == 0 else None)
+                if drop is not None:
+                    ax.plot([drop], [np.interp(drop, its, sm)], "o", color=c, ms=5, mec="k", mew=0.5)
+                good = sm[np.isfinite(sm) & (sm > 0)]
+                if good.size:
+                    lows.append(np.min(good))
+                    highs.append(np.quantile(good, 0.995))
+        ax.set_yscale("log")
+        if lows:
+            ax.set_ylim(min(lows) / 1.5, max(highs) * 1.5)
+        ax.set_title(str(panel))
+        ax.set_xlabel("training iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+    axes[0][0].set_ylabel("task loss (running median)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
