@@ -23,7 +23,7 @@ from bioplastic.experiments import run_train_job
 from bioplastic.io.atomic import write_text
 from bioplastic.io.runfile import read_run
 from bioplastic.plotting import lead_times, loss_overview
-from bioplastic.protocol import map_jobs, write_json
+from bioplastic.protocol import map_jobs, resolve_settings, script_main, write_json
 
 MODELS = {
     "lfrnn": {"kind": "lfrnn", "n_units": 64, "g": 1.5},
@@ -189,11 +189,7 @@ def report(pred: dict, settings: dict, wall: float) -> str:
 
 
 def main(out, quick=False, seeds=None):
-    out = Path(out)
-    settings = dict(QUICK if quick else FULL)
-    if seeds is not None:
-        settings["seeds"] = int(seeds)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     jobs = make_jobs(out, settings)
     rows, wall = map_jobs(train_and_analyse, jobs, desc="abrupt_learning")
     pred = {"protocol": "abrupt_learning", "quick": quick,
@@ -210,11 +206,4 @@ def main(out, quick=False, seeds=None):
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/abrupt_learning")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int)
-    a = ap.parse_args()
-    main(a.out, a.quick, a.seeds)
+    script_main(main, __doc__, "abrupt_learning")
