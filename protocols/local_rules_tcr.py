@@ -53,12 +53,13 @@ CURES = {
     "+noise+controller": {"perturbation_std": 0.1, "controller": True},
 }
 TRAINING = {"batch_size": 32, "optimizer": "adam", "lr": 3e-3, "diagnostics_every": 10, "checkpoint_every": 100}
+# (QUICK and FULL set their own diagnostics_every.)
 
 QUICK = {"gains": [3.0], "seeds": 3, "rules": ["eprop", "node_perturbation"], "tasks": list(TASKS),
-         "iterations": {"flipflop": 400, "delayed_addition": 300},
+         "iterations": {"flipflop": 400, "delayed_addition": 200}, "diagnostics_every": 20,
          "cure_gain": 1.5, "cure_etas": [30.0], "cure_iterations": 300}
 FULL = {"gains": [1.5, 3.0], "seeds": 8, "rules": ["eprop", "node_perturbation"], "tasks": list(TASKS),
-        "iterations": {"flipflop": 1500, "delayed_addition": 1500},
+        "iterations": {"flipflop": 1500, "delayed_addition": 1500}, "diagnostics_every": 10,
         "cure_gain": 1.5, "cure_etas": [10.0, 30.0], "cure_iterations": 800}
 
 TASK_TEXT = {
@@ -72,9 +73,10 @@ SPEEDUP_DEFINITION = ("iterations to criterion of the plain rule / of the varian
                       "censored and its ratio a bound")
 
 
-def _job(out, name, seed, gain, task, rule, settings, iterations):
+def _job(out, name, seed, gain, task, rule, settings, iterations, diagnostics_every):
     return {"name": name, "seed": seed, "model": {**MODEL, "g": gain}, "task": dict(TASKS[task]),
-            "rule": rule, "rule_settings": settings, "training": {**TRAINING, "iterations": iterations},
+            "rule": rule, "rule_settings": settings,
+            "training": {**TRAINING, "iterations": iterations, "diagnostics_every": diagnostics_every},
             "run_file": str(out / "runs" / f"{name}.h5")}
 
 
@@ -86,7 +88,8 @@ def make_jobs(out: Path, s: dict) -> list[dict]:
                 for variant, (suffix, settings) in VARIANTS.items():
                     for seed in range(s["seeds"]):
                         name = f"g{g}_{task}_{rule}{suffix}_seed{seed}"
-                        j = _job(out, name, seed, g, task, rule + suffix, settings, s["iterations"][task])
+                        j = _job(out, name, seed, g, task, rule + suffix, settings, s["iterations"][task],
+                                 s.get("diagnostics_every", TRAINING["diagnostics_every"]))
                         jobs.append({**j, "block": "tcr", "gain": g, "task_name": task, "task_rule": rule,
                                      "variant": variant})
     for eta in s["cure_etas"]:
@@ -95,7 +98,7 @@ def make_jobs(out: Path, s: dict) -> list[dict]:
                 name = f"cure_eta{eta}_{cure.strip('+')}_seed{seed}"
                 settings = {"tcr_stp": TCR_STP, "freeze_in": {"eta": eta, **extra}}
                 j = _job(out, name, seed, s["cure_gain"], "flipflop", "eprop+tcr_stp+freeze_in", settings,
-                         s["cure_iterations"])
+                         s["cure_iterations"], s.get("diagnostics_every", TRAINING["diagnostics_every"]))
                 jobs.append({**j, "block": "cure", "eta": eta, "cure": cure})
     return jobs
 
@@ -260,12 +263,14 @@ def report(pred, s, wall) -> str:
     tv = pred.get("delayed_addition_mean_predictor_loss")
     L += ["", f"Speed-up: {SPEEDUP_DEFINITION}. Final loss: mean task loss of the last 10 evaluated iterations; "
           "loss last/first: that over the mean of the first 10 (below 1: the loss fell). Alignment: cosine of the rule's update with the "
-          "BPTT gradient on the same batch, averaged over training (measured every 10 iterations). Relative update "
+          f"BPTT gradient on the same batch, averaged over training (measured every {s.get('diagnostics_every', 10)} "
+          "iterations). Relative update "
           "variance: trace of the covariance of the full-batch update (from 4 sub-batches) over its squared norm, "
           "median over training.", ""]
     if tv is not None:
         L += [f"Delayed addition: always answering the mean sum gives a loss of {tv:.3f}; a final loss near it "
-              "means nothing was learned about the marked values.", ""]
+              "means nothing was learned about the marked values. (The last/first ratio depends on where the "
+              "loss started: read the final loss against this number.)", ""]
     L += ["## Block 2: freeze-in and its cures", "",
           f"e-prop + TCR-STP + freeze-in on the flip-flop at g={s['cure_gain']}, budget {s['cure_iterations']} "
           "iterations. Cures: random weight perturbations (sigma_w=0.1) and the homeostatic lambda_TCR(t) "
