@@ -154,3 +154,19 @@ def test_mismatching_peer_raises(monkeypatch):
     monkeypatch.setattr(bench, "TorchLFRNN", WrongPeer)
     with pytest.raises(bench.PeerMismatchError, match="outputs differ"):
         bench.verify_peer(torch, net, params, batch)
+
+
+def test_cli_bench_rules_adds_local_rule_records(tmp_path, capsys):
+    """`bioplastic bench --rules` adds eprop / node_perturbation records to the same JSON list."""
+    import json
+
+    from bioplastic.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--rules", "--repeats", "1", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    whats = {r["what"] for r in records}
+    assert {"forward", "bptt", "eprop", "node_perturbation"} <= whats
+    rule = next(r for r in records if r["what"] == "eprop")
+    assert rule["bioplastic_ms"] > 0 and rule["torch_ms"] is None and rule["ratio"] is None
+    assert "peak memory" in capsys.readouterr().out

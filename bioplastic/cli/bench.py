@@ -18,6 +18,9 @@ def configure_parser(parser):
                         help="timed repeats per case (default: 20 for small cases, fewer for big ones)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run (small cases, 3 repeats) to check that everything works")
+    parser.add_argument("--rules", action="store_true",
+                        help="also time one update of the local rules (what = eprop, node_perturbation) "
+                             "against a forward pass, and e-prop's peak memory at two T")
     return parser
 
 
@@ -50,6 +53,15 @@ def run(args) -> int:
     if load is not None:
         print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
               + (" -- timings are unreliable, re-run on an idle machine" if load > 0.1 else ""))
+    if args.rules:
+        from ..bench import eprop_memory, format_rule_table, run_rule_benchmark
+
+        rule_records = run_rule_benchmark(repeats=args.repeats, quick=args.quick,
+                                          log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        memory = eprop_memory(n_steps=(20, 200) if args.quick else (100, 1000))
+        print()
+        print(format_rule_table(rule_records, memory))
+        records = records + rule_records
     if args.json:
         write_json(records, args.json)
         print(f"wrote {args.json}")
