@@ -24,6 +24,8 @@ network with its long-term weights only.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -34,7 +36,7 @@ from ..networks.base import Network
 SUPPORTED = ("lfrnn", "rank1", "plrnn", "lstm")
 
 
-class StateMap:
+class StateMap(ABC):
     """Base class: the autonomous map of one network at one constant input.
 
     Attributes
@@ -56,17 +58,17 @@ class StateMap:
             raise ShapeError(f"states must have shape (K, {self.dim}), got {X.shape}")
         return X
 
+    @abstractmethod
     def step(self, X) -> np.ndarray:
         """F(x) for each row of ``X`` (K, D)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def jacobian(self, X) -> np.ndarray:
         """dF/dx at each row of ``X``: (K, D, D), ``J[k, i, j] = dF_i/dx_j``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def vjp(self, X, V) -> np.ndarray:
         """Rows ``v^T J(x)`` (= ``J(x)^T v``) for each pair of rows of ``X`` and ``V``."""
-        raise NotImplementedError
 
     def residual(self, X) -> np.ndarray:
         """G(x) = F(x) - x, the per-step velocity (K, D)."""

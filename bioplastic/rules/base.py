@@ -182,9 +182,10 @@ class Rule:
         """Per-run state (baselines, fixed feedback weights...), drawn from ``rng``."""
         return {}
 
-    def update(self, ctx, state) -> Update:  # pragma: no cover - abstract
+    def update(self, ctx, state) -> Update:  # pragma: no cover - overridden by every rule
         """Compute the update for the batch in ``ctx`` (a rule view of the Context)."""
-        raise NotImplementedError
+        raise ConfigError(f"rule {type(self).__name__} does not define update(ctx, state); "
+                          "every rule must (see docs/plugins.md)")
 
     def tcr_scale(self, state) -> float:
         """Multiplier of the TCR-STP strength this rule asks for (controller; default 1)."""
