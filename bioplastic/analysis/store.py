@@ -28,8 +28,8 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from ..errors import SchemaError
 from ..io.atomic import atomic_path
+from ..io.hdf5 import open_checked
 from .abrupt import AbruptLearning
 from .fixed_points import FixedPoints
 from .geometry import GREvents
@@ -127,20 +127,8 @@ def read_analysis(path):
     from .run_analysis import RunAnalysis
 
     path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"analysis file {str(path)!r} does not exist (run `bioplastic analyze` first)")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SchemaError(f"{str(path)!r} is not a readable HDF5 file ({exc})") from exc
-    with f:
-        if f.attrs.get("schema") != SCHEMA:
-            raise SchemaError(f"{str(path)!r} is not a bioplastic analysis file "
-                              f"(schema {f.attrs.get('schema')!r}, expected {SCHEMA!r})")
-        version = int(f.attrs.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"analysis file {str(path)!r} has schema version {version}; this bioplastic "
-                              f"reads version {SCHEMA_VERSION}")
+    with open_checked(path, SCHEMA, SCHEMA_VERSION, "analysis file",
+                      hint=" (run `bioplastic analyze` first)") as f:
         fps, scales = {}, {}
         for key, g in f["fixed_points"].items():
             k = int(key)

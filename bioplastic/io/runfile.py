@@ -32,6 +32,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import SchemaError
 from .atomic import atomic_path
+from .hdf5 import open_checked
 
 SCHEMA = "bioplastic.run"
 SCHEMA_VERSION = 1
@@ -180,24 +181,11 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
         schema version, or lacks a required attribute or group.
     """
     path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"run file {str(path)!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SchemaError(f"{str(path)!r} is not a readable HDF5 file ({exc})") from exc
-    with f:
-        if f.attrs.get("schema") != SCHEMA:
-            raise SchemaError(f"{str(path)!r} is not a bioplastic run file "
-                              f"(schema attribute {f.attrs.get('schema')!r}, expected {SCHEMA!r})")
+    with open_checked(path, SCHEMA, SCHEMA_VERSION, "run file") as f:
         missing = [a for a in _REQUIRED_ATTRS if a not in f.attrs]
         missing += [f"/{g}" for g in ("params", "history", "checkpoints") if g not in f]
         if missing:
             raise SchemaError(f"run file {str(path)!r} lacks {', '.join(missing)}")
-        version = int(f.attrs["schema_version"])
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"run file {str(path)!r} has schema version {version}; this bioplastic "
-                              f"({__version__}) reads version {SCHEMA_VERSION}")
         from ..networks.base import Constraint
 
         constraints = {}
