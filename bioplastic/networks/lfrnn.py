@@ -57,12 +57,16 @@ class LFRNN(Network):
                          dtype=dtype, trainable=trainable)
         self._validate()
 
-    def _validate(self):
+    def _validate_gain_and_nonlinearity(self):
+        """Checks shared with the rank-one RNN."""
         if self.nonlinearity not in PHI_CODES:
             raise ConfigError(f"unknown nonlinearity {self.nonlinearity!r}; choose from {list(PHI_CODES)}")
         self.g = float(self.g)
         if not np.isfinite(self.g) or self.g < 0:
             raise ConfigError(f"g must be >= 0, got {self.g!r}")
+
+    def _validate(self):
+        self._validate_gain_and_nonlinearity()
         if not 0 <= float(self.sparsity) < 1:
             raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         if self.dale is not None and not 0 < float(self.dale) < 1:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..kernels.activations import PHI_CODES
 from .base import Network
 from .lfrnn import LFRNN
 
@@ -65,11 +63,7 @@ class RankOneRNN(LFRNN):
         self._validate()
 
     def _validate(self):
-        if self.nonlinearity not in PHI_CODES:
-            raise ConfigError(f"unknown nonlinearity {self.nonlinearity!r}; choose from {list(PHI_CODES)}")
-        self.g = float(self.g)
-        if not np.isfinite(self.g) or self.g < 0:
-            raise ConfigError(f"g must be >= 0, got {self.g!r}")
+        self._validate_gain_and_nonlinearity()
 
     def param_shapes(self):
         N, I, O = self.n_units, self.n_inputs, self.n_outputs
