@@ -497,7 +497,11 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bioplastic.bench", description=__doc__.split("\n")[0])
     configure_parser(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except BioplasticError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 # -- local learning rules (SPEC 3): cost of one update, e-prop memory -------------
