@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import config
+from ..kernels.linalg import dot_
 from ..errors import ConfigError, ShapeError
 from ..validation import as_array, positive
 
@@ -295,23 +296,34 @@ def empty3(dtype) -> np.ndarray:
     return EMPTY3[np.dtype(dtype)]
 
 
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b through the kernels' BLAS (see :mod:`bioplastic.kernels.linalg`)."""
+    if a.dtype != b.dtype or a.dtype.kind != "f":
+        return a @ b
+    return dot_(_contiguous(a), _contiguous(b))
+
+
+def _contiguous(x):
+    return x if (x.flags.c_contiguous or x.flags.f_contiguous) else np.ascontiguousarray(x)
+
+
 def readout(rates_after: np.ndarray, W_out: np.ndarray, b_out: np.ndarray) -> np.ndarray:
     """y[t] = r[t+1] W_out^T + b_out for all t at once (one BLAS call)."""
     T, B, N = rates_after.shape
-    return (rates_after.reshape(T * B, N) @ W_out.T + b_out).reshape(T, B, -1)
+    return (matmul(rates_after.reshape(T * B, N), W_out.T) + b_out).reshape(T, B, -1)
 
 
 def readout_backward(rates_after, d_outputs, W_out):
     """Gradients of the linear readout: (dW_out, db_out, dL/dr[1:] from y)."""
     T, B, N = rates_after.shape
     gy = d_outputs.reshape(T * B, -1)
-    dW_out = gy.T @ rates_after.reshape(T * B, N)
+    dW_out = matmul(gy.T, rates_after.reshape(T * B, N))
     db_out = gy.sum(axis=0)
-    d_r = (gy @ W_out).reshape(T, B, N)
+    d_r = matmul(gy, W_out).reshape(T, B, N)
     return dW_out, db_out, d_r
 
 
 def outer_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sum over (t, b) of a[t,b,:]^T b[t,b,:] -> (Na, Nb), one BLAS call."""
     T, B, Na = a.shape
-    return a.reshape(T * B, Na).T @ b.reshape(T * B, b.shape[2])
+    return matmul(a.reshape(T * B, Na).T, b.reshape(T * B, b.shape[2]))

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import lfrnn_backward_, lfrnn_forward_
-from .base import Constraint, Network, Trajectory, empty3, outer_sum, readout, readout_backward
+from .base import Constraint, Network, Trajectory, empty3, matmul, outer_sum, readout, readout_backward
 
 
 class LFRNN(Network):
@@ -117,7 +117,7 @@ class LFRNN(Network):
         N = self.n_units
         a = self.alpha
         W = self.recurrent_weights(params)
-        drive = (inputs.reshape(T * B, -1) @ params["W_in"].T + params["b"]).reshape(T, B, N)
+        drive = (matmul(inputs.reshape(T * B, -1), params["W_in"].T) + params["b"]).reshape(T, B, N)
         noise_k = empty3(self.dtype) if noise is None else noise * self.dtype.type(np.sqrt(a) * self.noise_std)
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
