@@ -29,7 +29,7 @@ import numpy as np
 
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import freeze_in_traces, iterations_to_criterion, loss_curves, rule_diagnostics
-from bioplastic.protocol import map_jobs, write_json
+from bioplastic.protocol import map_jobs, script_main, write_json
 from bioplastic.stats import bootstrap_median_ci, speedup_ratios
 from bioplastic.tasks import get_task
 from bioplastic.training.local import run_local_job
@@ -341,11 +341,4 @@ def main(out, quick=False, seeds=None):
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/local_rules_tcr")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int)
-    a = ap.parse_args()
-    main(a.out, a.quick, a.seeds)
+    script_main(main, __doc__, "local_rules_tcr")

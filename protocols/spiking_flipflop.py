@@ -33,7 +33,7 @@ import numpy as np
 from bioplastic.experiments import run_train_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import memory_hold_times
-from bioplastic.protocol import map_jobs, write_json
+from bioplastic.protocol import map_jobs, script_main, write_json
 from bioplastic.stats import bootstrap_median_ci
 
 FULL = {"seeds": 5, "n_units": 64, "iterations": 3000, "eval_trials": 64, "hold_steps": 1000,
@@ -280,11 +280,4 @@ def main(out, quick=False, seeds=None):
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="runs/spiking_flipflop")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int)
-    a = ap.parse_args()
-    main(a.out, a.quick, a.seeds)
+    script_main(main, __doc__, "spiking_flipflop")

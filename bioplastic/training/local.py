@@ -26,7 +26,7 @@ from ..errors import ConfigError, DivergenceError
 from ..networks.base import Network
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
-from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, _held_out_accuracy,
+from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_network_and_task, _held_out_accuracy,
                    _positive_int)
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 from .schedules import Constant, make_schedule
@@ -86,13 +86,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     from ..rules.context import Context
     from ..rules.diagnostics import bptt_alignment, descent_direction, update_variance
 
-    if not isinstance(network, Network):
-        raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
-    if not isinstance(task, Task):
-        raise ConfigError(f"task must be a bioplastic Task, got {type(task).__name__}")
-    if network.n_inputs != task.n_inputs or network.n_outputs != task.n_outputs:
-        raise ConfigError(f"network has {network.n_inputs} inputs / {network.n_outputs} outputs but task "
-                          f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
+    check_network_and_task(network, task)
     rule = get_rule(rule)
     targets = rule.check(network)
     if not targets:

@@ -135,13 +135,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         is written first with status "diverged", and the partial result is
         attached to the exception.
     """
-    if not isinstance(network, Network):
-        raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
-    if not isinstance(task, Task):
-        raise ConfigError(f"task must be a bioplastic Task, got {type(task).__name__}")
-    if network.n_inputs != task.n_inputs or network.n_outputs != task.n_outputs:
-        raise ConfigError(f"network has {network.n_inputs} inputs / {network.n_outputs} outputs but task "
-                          f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
+    check_network_and_task(network, task)
     iterations = _positive_int("iterations", iterations, allow_zero=True)
     batch_size = _positive_int("batch_size", batch_size)
     eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
@@ -249,6 +243,17 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         result.recordings["at"][k] = record_activity(network, params, rec_batch, recording.what, rec_noise)
     result.final_accuracy = _held_out_accuracy(network, params, task, eval_batch_size, streams["eval"])
     return finish("converged" if result.converged_at is not None else "max_iterations")
+
+
+def check_network_and_task(network, task) -> None:
+    """ConfigError unless ``network`` is a Network sized for ``task`` (inputs and outputs)."""
+    if not isinstance(network, Network):
+        raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
+    if not isinstance(task, Task):
+        raise ConfigError(f"task must be a bioplastic Task, got {type(task).__name__}")
+    if network.n_inputs != task.n_inputs or network.n_outputs != task.n_outputs:
+        raise ConfigError(f"network has {network.n_inputs} inputs / {network.n_outputs} outputs but task "
+                          f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
 
 
 def _positive_int(name, v, allow_zero=False):
