@@ -9,6 +9,9 @@ Quick start::
     print(result.summary())
 """
 from . import config
+from .memory import keep_freed_memory
+
+keep_freed_memory()  # large arrays are reused warm; see bioplastic.memory
 from ._version import __version__
 from .errors import (BioplasticError, ConfigError, DivergenceError, SchemaError, ShapeError,
                      UnknownNameError)

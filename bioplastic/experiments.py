@@ -63,12 +63,12 @@ def _summary(job, history, status, converged_at, final_accuracy):
 
 
 def run_train_job_single_thread(job: dict) -> dict:
-    """:func:`run_train_job` with BLAS limited to one thread.
+    """:func:`run_train_job` with BLAS and the kernels on one thread.
 
-    Workers each own one core; threaded BLAS inside several workers would
+    Workers each own one core; threads inside several workers would
     oversubscribe the machine and slow the many small matmuls of an Euler loop.
     """
-    from threadpoolctl import threadpool_limits
+    from .kernels.threads import single_threaded
 
-    with threadpool_limits(1):
+    with single_threaded():
         return run_train_job(job)

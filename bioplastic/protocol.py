@@ -72,11 +72,14 @@ def _single_threaded_blas():
     # loop several times slower.
     from threadpoolctl import threadpool_limits
 
+    from .kernels.threads import set_kernel_threads
+
     threadpool_limits(1)
+    set_kernel_threads(1)
 
 
 def map_jobs(fn, jobs, *, workers=2, progress=True, desc="jobs"):
-    """Run ``fn`` over ``jobs`` in local processes (one BLAS thread each);
+    """Run ``fn`` over ``jobs`` in local processes (one BLAS and kernel thread each);
     returns (results in job order, wall time in s)."""
     from tqdm.auto import tqdm
 

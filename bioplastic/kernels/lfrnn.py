@@ -2,12 +2,18 @@
 
 Model (SPEC 1), batch-row convention, for t = 0..T-1::
 
-    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + drive[t]) + noise[t]
-    r[t]   = phi(x[t])
+    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + u[t] W_in^T + b) + s_noise xi[t]
+    r[t]   = phi(x[t]),        y[t] = r[t+1] W_out^T + b_out
 
-with ``drive[t] = u[t] W_in^T + b`` precomputed by the caller in one BLAS
-call, and ``noise[t] = sqrt(alpha) sigma xi[t]`` already scaled. The readout
-``y[t] = r[t+1] W_out^T + b_out`` is also applied by the caller.
+with ``s_noise = sqrt(alpha) sigma``. The readout is computed in the kernels
+too, row by row, and so is its gradient in the adjoint.
+
+Each kernel works on the batch rows ``b0:b1`` for all T steps (the ``_rows_``
+functions, compiled ``nogil``), so that :mod:`bioplastic.kernels.threads` can
+run disjoint row blocks on several cores with no synchronisation per step.
+Per step, a row block costs one BLAS product ``r W^T`` (or ``a W`` backwards)
+and fused elementwise loops that LLVM vectorises: input drive (I is small),
+leak, noise and the vectorised tanh of :mod:`.activations`.
 
 The rank-one RNN runs on these kernels with ``W = g chi + m n^T / N``.
 Kernels take and return plain arrays; allocation and checks happen in
@@ -16,86 +22,170 @@ Kernels take and return plain arrays; allocation and checks happen in
 import numpy as np
 from numba import njit
 
-from .activations import dphi_, phi_
+from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
+from .linalg import vdot_
 
 
-@njit(cache=True)
-def lfrnn_forward_(x0, drive, noise, WT, alpha, phi_code, xs, rs):
-    """Integrate T Euler steps in place.
+@njit(cache=True, nogil=True, error_model="numpy")
+def lfrnn_forward_rows_(block, b0, b1, x0, inputs, W_inT, bias, noise, noise_scale, WT, alpha, phi_code,
+                        W_out, b_out, xs, rs, ys):
+    """Integrate T Euler steps in place for the batch rows ``b0:b1``.
 
     Parameters
     ----------
+    block, b0, b1 : int, the block index (unused here) and its row range.
     x0 : (B, N) initial state.
-    drive : (T, B, N) external drive ``u W_in^T + b``.
-    noise : (T, B, N) scaled noise, or an array with ``noise.shape[0] == 0``
-        for a noiseless run.
+    inputs : (T, B, I) inputs u.
+    W_inT : (I, N) transposed input weights, C-contiguous.
+    bias : (N,) bias b.
+    noise : (T, B, N) standard-normal noise, or an array with
+        ``noise.shape[0] == 0`` for a noiseless run.
+    noise_scale : float, sqrt(alpha) sigma.
     WT : (N, N) transposed recurrent weights (``W.T``, C-contiguous).
     alpha : float, dt / tau.
     phi_code : int, see ``PHI_CODES``.
+    W_out : (O, N) readout weights; b_out : (O,) readout bias.
     xs, rs : (T+1, B, N) outputs: states and rates, index 0 is the start.
+    ys : (T, B, O) output: the readout y[t] = r[t+1] W_out^T + b_out.
     """
-    T = drive.shape[0]
-    B, N = x0.shape
+    T, _, I = inputs.shape
+    O = W_out.shape[0]
+    N = x0.shape[1]
     has_noise = noise.shape[0] > 0
-    xs[0] = x0
-    phi_(xs[0], rs[0], phi_code)
     leak = 1.0 - alpha
+    c = np.empty(N_CONSTANTS, xs.dtype)
+    fill_constants_(c)
+    rec = np.empty((b1 - b0, N), dtype=xs.dtype)
+    for b in range(b0, b1):
+        xs[0, b] = x0[b]
+        phi_row_(xs[0, b], rs[0, b], phi_code, c)
     for t in range(T):
-        rec = np.dot(rs[t], WT)
-        xt = xs[t]
-        xn = xs[t + 1]
-        dr = drive[t]
-        if has_noise:
-            nz = noise[t]
-            for b in range(B):
+        np.dot(rs[t, b0:b1], WT, rec)
+        for b in range(b0, b1):
+            h = rec[b - b0]  # becomes the total input r W^T + u W_in^T + b
+            for i in range(N):
+                h[i] += bias[i]
+            for k in range(I):
+                uk = inputs[t, b, k]
+                wk = W_inT[k]
                 for i in range(N):
-                    xn[b, i] = leak * xt[b, i] + alpha * (rec[b, i] + dr[b, i]) + nz[b, i]
-        else:
-            for b in range(B):
+                    h[i] += uk * wk[i]
+            xt = xs[t, b]
+            xn = xs[t + 1, b]
+            if has_noise:
+                nz = noise[t, b]
                 for i in range(N):
-                    xn[b, i] = leak * xt[b, i] + alpha * (rec[b, i] + dr[b, i])
-        phi_(xn, rs[t + 1], phi_code)
+                    xn[i] = leak * xt[i] + alpha * h[i] + noise_scale * nz[i]
+            else:
+                for i in range(N):
+                    xn[i] = leak * xt[i] + alpha * h[i]
+            rn = rs[t + 1, b]
+            phi_row_(xn, rn, phi_code, c)
+            # The readout here, not as one BLAS call afterwards: O is small,
+            # and a threaded BLAS call would leave OpenBLAS threads spinning
+            # against this kernel's threads on the next call.
+            for o in range(O):
+                ys[t, b, o] = b_out[o] + vdot_(W_out[o], rn)
 
 
-@njit(cache=True)
-def lfrnn_backward_(xs, rs, W, alpha, phi_code, g_r, g_x, ax):
-    """Adjoint (reverse) pass: total derivative of the loss w.r.t. each state.
+@njit(cache=True, nogil=True, error_model="numpy")
+def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r, g_x, g_y, W_out,
+                         ax, gW, gW_inT, gb, gW_out, gb_out):
+    """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
+    parameter gradients.
 
     Recursion, for s = T..0, with ``ax[T+1] = 0``::
 
-        ax[s] = phi'(x[s]) * (g_r[s] + alpha ax[s+1] W) + (1 - alpha) ax[s+1] + g_x[s]
+        ax[s] = phi'(x[s]) * (g_r[s] + g_y[s-1] W_out + alpha ax[s+1] W) + (1 - alpha) ax[s+1] + g_x[s]
+
+    where the ``g_y`` term (the readout's share: y[s-1] reads r[s]) is absent
+    at s = 0. The gradients are sums over these rows, written to index
+    ``block`` of the accumulators (the caller sums the blocks)::
+
+        gW = sum_s ax[s]^T r[s-1]      gW_inT = sum_s u[s-1]^T ax[s]      gb = sum_s ax[s]
+        gW_out = sum_t g_y[t]^T r[t+1]  gb_out = sum_t g_y[t]
+
+    (s = 1..T; dL/dW = alpha gW, dL/dW_in = alpha gW_inT^T, dL/db = alpha gb.)
 
     Parameters
     ----------
+    block, b0, b1 : int, the block index and its row range.
     xs, rs : (T+1, B, N) states and rates of the forward pass.
+    inputs : (T, B, I) inputs of the forward pass.
     W : (N, N) recurrent weights (C-contiguous).
-    g_r : (T+1, B, N) direct partial derivatives of the loss w.r.t. rates.
-    g_x : (T+1, B, N) direct partials w.r.t. states, or empty (shape[0] == 0).
-    ax : (T+1, B, N) output, dL/dx[s]. Parameter gradients follow from it as
-        ``dL/dW = alpha sum_s ax[s+1]^T r[s]`` (done by the caller with BLAS).
+    g_r : (T+1, B, N) other direct partials dL/dr (e.g. TCR), or empty
+        (``shape[0] == 0``).
+    g_x : (T+1, B, N) direct partials dL/dx, or empty.
+    g_y : (T, B, O) dL/dy.
+    W_out : (O, N) readout weights.
+    ax : (T+1, B, N) output, dL/dx[s].
+    gW : (blocks, N, N), gW_inT : (blocks, I, N), gb : (blocks, N),
+    gW_out : (blocks, O, N), gb_out : (blocks, O): zeroed accumulators.
     """
-    T1, B, N = xs.shape
+    T1, _, N = xs.shape
+    I = inputs.shape[2]
+    O = W_out.shape[0]
+    has_gr = g_r.shape[0] > 0
     has_gx = g_x.shape[0] > 0
     leak = 1.0 - alpha
-    d = np.empty((B, N), dtype=xs.dtype)
-    # s = T: no future state.
-    dphi_(xs[T1 - 1], rs[T1 - 1], d, phi_code)
-    for b in range(B):
-        for i in range(N):
-            ax[T1 - 1, b, i] = d[b, i] * g_r[T1 - 1, b, i]
-            if has_gx:
-                ax[T1 - 1, b, i] += g_x[T1 - 1, b, i]
-    for s in range(T1 - 2, -1, -1):
-        back = np.dot(ax[s + 1], W)
-        dphi_(xs[s], rs[s], d, phi_code)
-        a_next = ax[s + 1]
-        a_s = ax[s]
-        gr = g_r[s]
-        for b in range(B):
-            for i in range(N):
-                a_s[b, i] = d[b, i] * (gr[b, i] + alpha * back[b, i]) + leak * a_next[b, i]
-        if has_gx:
-            gx = g_x[s]
-            for b in range(B):
+    d = np.empty(N, dtype=xs.dtype)
+    h = np.empty(N, dtype=xs.dtype)
+    back = np.empty((b1 - b0, N), dtype=xs.dtype)
+    outer = np.empty((N, N), dtype=xs.dtype)
+    dW, dW_inT, db, dW_out, db_out = gW[block], gW_inT[block], gb[block], gW_out[block], gb_out[block]
+    for s in range(T1 - 1, -1, -1):
+        last = s == T1 - 1
+        if not last:
+            np.dot(ax[s + 1, b0:b1], W, back)
+        for b in range(b0, b1):
+            # h = every direct partial dL/dr[s] plus the recurrent share
+            if last:
                 for i in range(N):
-                    a_s[b, i] += gx[b, i]
+                    h[i] = 0.0
+            else:
+                bk = back[b - b0]
+                for i in range(N):
+                    h[i] = alpha * bk[i]
+            if has_gr:
+                gr = g_r[s, b]
+                for i in range(N):
+                    h[i] += gr[i]
+            if s > 0:
+                r_s = rs[s, b]
+                for o in range(O):
+                    go = g_y[s - 1, b, o]
+                    wo = W_out[o]
+                    gwo = dW_out[o]
+                    for i in range(N):
+                        h[i] += go * wo[i]
+                        gwo[i] += go * r_s[i]
+                    db_out[o] += go
+            dphi_row_(xs[s, b], rs[s, b], d, phi_code)
+            a_s = ax[s, b]
+            if last:
+                for i in range(N):
+                    a_s[i] = d[i] * h[i]
+            else:
+                a_next = ax[s + 1, b]
+                for i in range(N):
+                    a_s[i] = d[i] * h[i] + leak * a_next[i]
+            if has_gx:
+                gx = g_x[s, b]
+                for i in range(N):
+                    a_s[i] += gx[i]
+            if s > 0:
+                for i in range(N):
+                    db[i] += a_s[i]
+                for k in range(I):
+                    uk = inputs[s - 1, b, k]
+                    wk = dW_inT[k]
+                    for i in range(N):
+                        wk[i] += uk * a_s[i]
+        if s > 0:
+            # ax[s]^T r[s-1] over the block's rows: one small BLAS product
+            np.dot(ax[s, b0:b1].T, rs[s - 1, b0:b1], outer)
+            for i in range(N):
+                oi = outer[i]
+                wi = dW[i]
+                for j in range(N):
+                    wi[j] += oi[j]

@@ -15,3 +15,17 @@ from numba import njit
 def dot_(a, b):
     """a @ b for 2-D C- or F-contiguous float arrays of one dtype."""
     return np.dot(a, b)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def vdot_(a, b):
+    """sum_i a[i] b[i] for 1-D arrays, vectorised.
+
+    ``fastmath`` lets LLVM split the sum over SIMD lanes (the order of the
+    additions differs from a left-to-right loop by rounding only); a strict
+    left-to-right reduction would be one dependent FMA after another.
+    """
+    acc = a[0] * 0.0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc

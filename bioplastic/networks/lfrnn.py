@@ -9,8 +9,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
-from ..kernels.lfrnn import lfrnn_backward_, lfrnn_forward_
-from .base import Constraint, Network, Trajectory, empty3, matmul, outer_sum, readout, readout_backward
+from ..kernels.lfrnn import lfrnn_backward_rows_, lfrnn_forward_rows_
+from ..kernels.threads import n_blocks, run_blocks
+from .base import Constraint, Network, Trajectory, empty3
 
 
 class LFRNN(Network):
@@ -115,33 +116,39 @@ class LFRNN(Network):
     def _forward(self, params, inputs, noise, x0):
         T, B, _ = inputs.shape
         N = self.n_units
-        a = self.alpha
+        dt = self.dtype.type
         W = self.recurrent_weights(params)
-        drive = (matmul(inputs.reshape(T * B, -1), params["W_in"].T) + params["b"]).reshape(T, B, N)
-        noise_k = empty3(self.dtype) if noise is None else noise * self.dtype.type(np.sqrt(a) * self.noise_std)
+        noise_k = empty3(self.dtype) if noise is None else noise
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
-        lfrnn_forward_(x0, drive, noise_k, np.ascontiguousarray(W.T), self.dtype.type(a),
-                       PHI_CODES[self.nonlinearity], xs, rs)
-        return Trajectory(xs, rs, readout(rs[1:], params["W_out"], params["b_out"]))
+        ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
+        run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
+                   x0, inputs, np.ascontiguousarray(params["W_in"].T), params["b"], noise_k,
+                   dt(np.sqrt(self.alpha) * self.noise_std), np.ascontiguousarray(W.T), dt(self.alpha),
+                   PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
+        return Trajectory(xs, rs, ys)
 
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
         a = self.alpha
+        T, B, I = inputs.shape
+        N, O = self.n_units, self.n_outputs
         W = self.recurrent_weights(params)
-        dW_out, db_out, d_r_out = readout_backward(traj.rates[1:], d_outputs, params["W_out"])
-        g_r = np.zeros_like(traj.rates) if d_rates is None else d_rates.copy()
-        g_r[1:] += d_r_out
-        g_x = empty3(self.dtype) if d_states is None else d_states
+        blocks = n_blocks(B, T, N * N)
         ax = np.empty_like(traj.states)
-        lfrnn_backward_(traj.states, traj.rates, np.ascontiguousarray(W), self.dtype.type(a),
-                        PHI_CODES[self.nonlinearity], g_r, g_x, ax)
-        ax1 = ax[1:]
+        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
+               for name, shape in (("W", (N, N)), ("W_inT", (I, N)), ("b", (N,)), ("W_out", (O, N)), ("b_out", (O,)))}
+        run_blocks(lfrnn_backward_rows_, B, blocks,
+                   traj.states, traj.rates, inputs, np.ascontiguousarray(W), self.dtype.type(a),
+                   PHI_CODES[self.nonlinearity], empty3(self.dtype) if d_rates is None else d_rates,
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"], ax,
+                   acc["W"], acc["W_inT"], acc["b"], acc["W_out"], acc["b_out"])
+        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         grads = {
-            "W": a * outer_sum(ax1, traj.rates[:-1]),
-            "W_in": a * outer_sum(ax1, inputs),
-            "b": a * ax1.sum(axis=(0, 1)),
-            "W_out": dW_out,
-            "b_out": db_out,
+            "W": a * total["W"],
+            "W_in": np.ascontiguousarray(a * total["W_inT"].T),
+            "b": a * total["b"],
+            "W_out": total["W_out"],
+            "b_out": total["b_out"],
         }
         return self._finish_grads(params, grads, ax)
 

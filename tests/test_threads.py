@@ -1,0 +1,118 @@
+"""Batch-parallel kernels: same numbers as serial, thread control, fork safety."""
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from bioplastic import make_network
+from bioplastic.errors import ConfigError
+from bioplastic.kernels import threads
+from bioplastic.training.objective import loss_and_grads
+from types import SimpleNamespace
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Force row blocks even for the tiny test networks."""
+    monkeypatch.setattr(threads, "MIN_PARALLEL_WORK", 0)
+    old = threads.kernel_threads()
+    yield threads.set_kernel_threads
+    threads.set_kernel_threads(old)
+
+
+def _case(kind, dtype, B=7, T=30, N=20, seed=0):
+    net = make_network(kind, 3, 2, n_units=N, noise_std=0.1, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    params = net.init_params(rng)
+    params["b"] = params["b"] + 0.1
+    batch = SimpleNamespace(inputs=rng.standard_normal((T, B, 3)), targets=rng.standard_normal((T, B, 2)),
+                            loss_mask=np.ones((T, B, 2)), epochs={})
+    noise = net.draw_noise(rng, T, B)
+    return net, params, batch, noise
+
+
+def _evaluate(net, params, batch, noise):
+    return loss_and_grads(net, params, batch, lambda_tcr=0.3, noise=noise)
+
+
+@pytest.mark.parametrize("kind", ["lfrnn", "rank1"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_row_blocks_match_serial(parallel, kind, dtype):
+    net, params, batch, noise = _case(kind, dtype)
+    parallel(1)
+    assert threads.n_blocks(7, 30, 400) == 1
+    serial = _evaluate(net, params, batch, noise)
+    for k in (2, 3, 7):
+        parallel(k)
+        assert threads.n_blocks(7, 30, 400) == k
+        ev = _evaluate(net, params, batch, noise)
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        np.testing.assert_allclose(ev.traj.rates, serial.traj.rates, rtol=tol, atol=tol)
+        np.testing.assert_allclose(ev.traj.outputs, serial.traj.outputs, rtol=tol, atol=tol)
+        for name, g in serial.grads.items():
+            np.testing.assert_allclose(ev.grads[name], g, rtol=10 * tol, atol=10 * tol, err_msg=name)
+
+
+def test_block_policy():
+    old = threads.kernel_threads()
+    try:
+        threads.set_kernel_threads(2)
+        assert threads.n_blocks(32, 100, 100 * 100) == 2       # the N=100 benchmark case
+        assert threads.n_blocks(128, 200, 512 * 512) == 1      # big products: BLAS threads instead
+        assert threads.n_blocks(1, 10_000, 100 * 100) == 1     # one row
+        assert threads.n_blocks(32, 2, 10 * 10) == 1           # too little work to hand off
+        threads.set_kernel_threads(1)
+        assert threads.n_blocks(32, 100, 100 * 100) == 1
+    finally:
+        threads.set_kernel_threads(old)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_kernel_threads_rejects(bad):
+    with pytest.raises(ConfigError, match="positive integer"):
+        threads.set_kernel_threads(bad)
+
+
+def test_env_variable(monkeypatch):
+    monkeypatch.setenv("BIOPLASTIC_NUM_THREADS", "3")
+    assert threads._default_threads() == 3
+    monkeypatch.setenv("BIOPLASTIC_NUM_THREADS", "many")
+    with pytest.raises(ConfigError, match="BIOPLASTIC_NUM_THREADS"):
+        threads._default_threads()
+
+
+def test_exception_in_a_block_reaches_the_caller():
+    def kernel(block, b0, b1):
+        if block == 1:
+            raise ValueError("block 1 failed")
+
+    with pytest.raises(ValueError, match="block 1 failed"):
+        threads.run_blocks(kernel, 4, 2)
+
+
+def _child_forward(queue):
+    net, params, batch, noise = _case("lfrnn", "float64")
+    queue.put(net.forward(params, batch.inputs, noise=noise).outputs)
+
+
+def test_parallel_kernels_survive_fork(parallel):
+    """A process forked after the pool ran must rebuild it, not hang."""
+    parallel(2)
+    net, params, batch, noise = _case("lfrnn", "float64")
+    want = net.forward(params, batch.inputs, noise=noise).outputs
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_forward, args=(queue,))
+    proc.start()
+    got = queue.get(timeout=60)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_single_threaded_context_restores():
+    old = threads.kernel_threads()
+    with threads.single_threaded():
+        assert threads.kernel_threads() == 1
+        assert threads.n_blocks(32, 100, 100 * 100) == 1
+    assert threads.kernel_threads() == old
