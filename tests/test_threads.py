@@ -58,7 +58,7 @@ def test_block_policy():
     try:
         threads.set_kernel_threads(2)
         assert threads.n_blocks(32, 100, 100 * 100) == 2       # the N=100 benchmark case
-        assert threads.n_blocks(128, 200, 512 * 512) == 1      # big products: BLAS threads instead
+        assert threads.n_blocks(128, 200, 512 * 512) == 2      # big products too
         assert threads.n_blocks(1, 10_000, 100 * 100) == 1     # one row
         assert threads.n_blocks(32, 2, 10 * 10) == 1           # too little work to hand off
         threads.set_kernel_threads(1)
@@ -116,3 +116,19 @@ def test_single_threaded_context_restores():
         assert threads.kernel_threads() == 1
         assert threads.n_blocks(32, 100, 100 * 100) == 1
     assert threads.kernel_threads() == old
+
+
+def test_blas_on_one_thread_nests_and_restores():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    threads._blas_libs()
+    before = blas_threads()
+    with threads.blas_on_one_thread():
+        assert set(blas_threads()) == {1}
+        with threads.blas_on_one_thread():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before

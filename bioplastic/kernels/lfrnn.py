@@ -182,7 +182,8 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
                     for i in range(N):
                         wk[i] += uk * a_s[i]
         if s > 0:
-            # ax[s]^T r[s-1] over the block's rows: one small BLAS product
+            # ax[s]^T r[s-1] over the block's rows: one BLAS product per step
+            # (gathering several steps into one larger product was no faster)
             np.dot(ax[s, b0:b1].T, rs[s - 1, b0:b1], outer)
             for i in range(N):
                 oi = outer[i]

@@ -8,10 +8,12 @@ others in a small pool of Python threads. That avoids numba's threading
 layers: the GNU OpenMP one is not fork-safe (our process pools fork), and the
 workqueue one aborts on concurrent launches from two threads.
 
-Parallel blocks are used only while each block's per-step product is small
-enough that OpenBLAS runs it on one thread (below ``BLAS_SERIAL_WORK``
-multiply-adds). Larger products are left to OpenBLAS's own threads, per step;
-nesting both would oversubscribe the cores.
+While the blocks run, BLAS is held to one thread (:func:`blas_on_one_thread`):
+the blocks are the parallelism, and a threaded BLAS call inside a block would
+oversubscribe the cores and leave OpenBLAS threads spinning against the next
+call. This beats per-step BLAS threading at every size we benchmarked
+(N = 100 to 512): there is no barrier per step, and the elementwise work
+(tanh, leak, readout) runs in parallel too.
 
 The thread count defaults to the CPUs this process may use; set it with
 :func:`set_kernel_threads` or the ``BIOPLASTIC_NUM_THREADS`` environment
@@ -28,15 +30,13 @@ from contextlib import contextmanager
 
 from ..errors import ConfigError
 
-# OpenBLAS runs a GEMM on one thread below 65536 * GEMM_MULTITHREAD_THRESHOLD
-# (4 by default) multiply-adds.
-BLAS_SERIAL_WORK = 262_144
 # Below this much work per call (multiply-adds over all steps), a thread
 # hand-off (tens of microseconds) would cost more than it saves.
 MIN_PARALLEL_WORK = 2_000_000
 
 _lock = threading.Lock()
 _state = {"threads": None, "pool": None, "pool_pid": None, "pool_size": 0}
+_blas = {"libs": None, "saved": None, "depth": 0}
 
 
 def _default_threads() -> int:
@@ -99,9 +99,6 @@ def n_blocks(batch_size: int, n_steps: int, work_per_row_step: int) -> int:
     threads = min(kernel_threads(), batch_size)
     if threads <= 1 or batch_size * n_steps * work_per_row_step < MIN_PARALLEL_WORK:
         return 1
-    rows = -(-batch_size // threads)
-    if rows * work_per_row_step >= BLAS_SERIAL_WORK:
-        return 1
     return threads
 
 
@@ -113,6 +110,42 @@ def _pool(size: int) -> ThreadPoolExecutor:
             _state["pool"] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="bioplastic-kernel")
             _state["pool_pid"], _state["pool_size"] = pid, size
         return _state["pool"]
+
+
+def _blas_libs():
+    """threadpoolctl controllers of the loaded BLAS libraries (cached)."""
+    if _blas["libs"] is None:
+        import scipy.linalg  # noqa: F401 - loads the BLAS that numba's np.dot calls
+        from threadpoolctl import ThreadpoolController
+
+        _blas["libs"] = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _blas["libs"]
+
+
+@contextmanager
+def blas_on_one_thread():
+    """BLAS runs single-threaded inside the block (about 1 us to enter).
+
+    Row blocks are the parallelism; a BLAS call inside a block must not start
+    its own threads on the same cores, nor leave them spinning afterwards.
+    Nested and concurrent uses are counted: the first entry saves the thread
+    counts and the last exit restores them.
+    """
+    libs = _blas_libs()
+    with _lock:
+        if _blas["depth"] == 0:
+            _blas["saved"] = [lib.num_threads for lib in libs]
+            for lib in libs:
+                lib.set_num_threads(1)
+        _blas["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas["depth"] -= 1
+            if _blas["depth"] == 0:
+                for lib, n in zip(libs, _blas["saved"]):
+                    lib.set_num_threads(n)
 
 
 def run_blocks(kernel, batch_size: int, blocks: int, *args) -> None:
@@ -127,9 +160,10 @@ def run_blocks(kernel, batch_size: int, blocks: int, *args) -> None:
         kernel(0, 0, batch_size, *args)
         return
     pool = _pool(blocks - 1)
-    futures = [pool.submit(kernel, k, b0, b1, *args) for k, (b0, b1) in enumerate(bounds) if k > 0]
-    try:
-        kernel(0, *bounds[0], *args)
-    finally:
-        for f in futures:
-            f.result()
+    with blas_on_one_thread():
+        futures = [pool.submit(kernel, k, b0, b1, *args) for k, (b0, b1) in enumerate(bounds) if k > 0]
+        try:
+            kernel(0, *bounds[0], *args)
+        finally:
+            for f in futures:
+                f.result()

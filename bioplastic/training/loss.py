@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from ..kernels.tcr import tcr_loss_
 
 
 def task_loss(outputs, targets, mask):
@@ -26,34 +27,33 @@ def task_loss(outputs, targets, mask):
     return loss, (2.0 / n) * err
 
 
-def tcr_loss(activity, epoch_mask=None):
+def tcr_loss(activity, epoch_mask=None, *, grad_scale=1.0, need_grad=True):
     """Temporal consistency loss on activity (T+1, B, N) and its gradient.
 
     Parameters
     ----------
     activity : (T+1, B, N) rates (or states), index 0 the initial state.
     epoch_mask : (T, B) bool/float or None; weight of the change r[t+1]-r[t].
+    grad_scale : float, multiplies the returned gradient (pass lambda_TCR to
+        get lambda_TCR dL_TCR/da without another pass over the array).
+    need_grad : bool, False returns None for the gradient.
 
     Returns
     -------
     loss : float
-    grad : (T+1, B, N) dL_TCR/d activity
+    grad : (T+1, B, N) grad_scale * dL_TCR/d activity, or None
     """
+    activity = np.ascontiguousarray(activity)
     T1, B, N = activity.shape
-    diff = activity[1:] - activity[:-1]
     if epoch_mask is None:
-        weighted = diff
+        weights = np.zeros((0, 0), dtype=activity.dtype)
         n = float(N * (T1 - 1) * B)
     else:
-        w = np.asarray(epoch_mask, dtype=activity.dtype)
-        if w.shape != (T1 - 1, B):
-            raise ShapeError(f"TCR epoch mask must have shape {(T1 - 1, B)}, got {w.shape}")
-        weighted = diff * w[:, :, None]
-        n = float(N * w.sum())
+        weights = np.ascontiguousarray(epoch_mask, dtype=activity.dtype)
+        if weights.shape != (T1 - 1, B):
+            raise ShapeError(f"TCR epoch mask must have shape {(T1 - 1, B)}, got {weights.shape}")
+        n = float(N * weights.sum(dtype=np.float64))
     n = max(n, 1.0)
-    loss = float(np.sum(weighted * diff) / n)
-    g = (2.0 / n) * weighted
-    grad = np.zeros_like(activity)
-    grad[1:] += g
-    grad[:-1] -= g
-    return loss, grad
+    grad = np.empty_like(activity) if need_grad else np.zeros((0, 0, 0), dtype=activity.dtype)
+    total = tcr_loss_(activity, weights, activity.dtype.type(float(grad_scale) / n), grad)
+    return float(total / n), (grad if need_grad else None)

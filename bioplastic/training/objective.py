@@ -49,8 +49,8 @@ def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tc
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
         l_task, d_out = task_loss(traj.outputs, targets, mask)
         # The TCR loss is always measured (a diagnostic); its gradient only enters when lambda > 0.
-        l_tcr, d_act = tcr_loss(traj.rates if tcr_on == "rates" else traj.states, epoch)
-    d_act = d_act * lambda_tcr if lambda_tcr else None
+        l_tcr, d_act = tcr_loss(traj.rates if tcr_on == "rates" else traj.states, epoch,
+                                grad_scale=lambda_tcr, need_grad=bool(need_grads and lambda_tcr))
     grads = None
     if need_grads:
         grads = network.backward(params, traj, batch.inputs, d_out,
