@@ -135,3 +135,13 @@ def test_tcr_reduces_activity_change():
     # same seed: identical start, so the TCR loss is measured on the same footing
     assert tcr.history["tcr_loss"][0] == plain.history["tcr_loss"][0]
     assert tcr.history["tcr_loss"][-10:].mean() < 0.8 * plain.history["tcr_loss"][-10:].mean()
+
+
+def test_global_norm_matches_numpy():
+    from bioplastic.training.optim import global_norm
+
+    rng = np.random.default_rng(0)
+    grads = {"a": rng.standard_normal((7, 5)), "b": rng.standard_normal(3).astype(np.float32),
+             "c": rng.standard_normal((4, 6))[:, ::2]}
+    want = np.sqrt(sum(np.sum(np.asarray(g, float) ** 2) for g in grads.values()))
+    assert global_norm(grads) == pytest.approx(want, rel=1e-6)

@@ -29,3 +29,17 @@ def vdot_(a, b):
     for i in range(a.shape[0]):
         acc += a[i] * b[i]
     return acc
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sum_squares_(a):
+    """sum_i a[i]^2 in float64 for a 1-D array, without BLAS.
+
+    ``np.vdot`` would call OpenBLAS's dot, which starts threads on large
+    arrays; those threads then spin against the next kernel call.
+    """
+    acc = 0.0
+    for i in range(a.shape[0]):
+        v = float(a[i])
+        acc += v * v
+    return acc

@@ -28,7 +28,7 @@ from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
 from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_network_and_task, _held_out_accuracy,
                    _positive_int)
-from .optim import Optimizer, clip_by_global_norm, make_optimizer
+from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
 from .schedules import Constant, make_schedule
 
 #: Extra history columns of local-rule training (see bioplastic.rules.diagnostics).
@@ -172,7 +172,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
             accuracy = task.accuracy(outputs, batch) if np.all(np.isfinite(outputs)) else 0.0
             direction = descent_direction(upd)
             with np.errstate(over="ignore", invalid="ignore"):
-                unorm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in direction.values())))
+                unorm = global_norm(direction)
             align = var = float("nan")
             if diag_state is not None and np.isfinite(unorm) and np.isfinite(loss):
                 align = bptt_alignment(network, params, batch, noise, direction)

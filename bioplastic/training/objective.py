@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .loss import task_loss, tcr_loss
+from .optim import global_norm  # noqa: F401 - re-exported, one implementation
 
 TCR_TARGETS = ("rates", "states")
 
@@ -58,8 +59,3 @@ def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tc
                                  d_states=d_act if tcr_on == "states" else None)
     total = l_task + float(lambda_tcr) * l_tcr
     return Evaluation(total, l_task, l_tcr, grads, traj)
-
-
-def global_norm(grads: dict) -> float:
-    """sqrt of the summed squares of every gradient array."""
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))

@@ -8,15 +8,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..kernels.linalg import sum_squares_
 from ..registry import Registry
 from ..validation import positive
 
 OPTIMIZERS = Registry("optimizer")
 
 
+def global_norm(grads: dict) -> float:
+    """sqrt of the summed squares of every gradient array (no BLAS call)."""
+    return float(np.sqrt(sum(sum_squares_(np.ascontiguousarray(g).reshape(-1)) for g in grads.values())))
+
+
 def clip_by_global_norm(grads: dict, max_norm: float | None) -> tuple[dict, float]:
     """Scale all gradients by min(1, max_norm / ||g||); returns (grads, ||g||)."""
-    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    norm = global_norm(grads)
     if max_norm is not None and norm > max_norm > 0:
         scale = max_norm / norm
         grads = {k: g * scale for k, g in grads.items()}
