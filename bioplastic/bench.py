@@ -50,7 +50,7 @@ from .training.objective import loss_and_grads
 from .training.optim import Adam, clip_by_global_norm
 
 #: Keys of every benchmark record, in order.
-RECORD_KEYS = ("case", "what", "bioplastic_ms", "torch_ms", "ratio")
+RECORD_KEYS = ("case", "what", "bioplastic_ms", "torch_ms", "ratio", "torch_module_ms", "ratio_module")
 #: Fixed settings of every case.
 N_INPUTS = 3
 N_OUTPUTS = 3
@@ -190,6 +190,55 @@ class TorchLFRNN:
         return loss
 
 
+class TorchModuleLFRNN(TorchLFRNN):
+    """The same network written as an idiomatic ``torch.nn.Module``.
+
+    This is how tutorials and task toolboxes usually write a rate RNN:
+    ``nn.Linear`` layers for the recurrent, input and output weights, the
+    input read as ``u[t]`` inside the loop, the readout applied at every
+    step, and rates and outputs stacked at the end::
+
+        x = x + a * (-x + rec(r) + inp(u[t])),   r = tanh(x),   y[t] = out(r)
+
+    It computes the same loss and gradients as :class:`TorchLFRNN` (checked
+    like it), but with more work per step, so it is the slower peer. SPEC 10
+    quotes about 80 ms per BPTT iteration at N=100 for its PyTorch peer,
+    closer to this one than to the careful loop.
+    """
+
+    def __init__(self, torch, params, alpha, dtype, lr=LR):
+        nn = torch.nn
+        self.torch = torch
+        self.alpha = float(alpha)
+        self.tdtype = getattr(torch, np.dtype(dtype).name)
+        O, N = np.shape(params["W_out"])
+        I = np.shape(params["W_in"])[1]
+        module = nn.ModuleDict({"rec": nn.Linear(N, N, bias=False), "inp": nn.Linear(I, N),
+                                "out": nn.Linear(N, O)}).to(self.tdtype)
+        with torch.no_grad():
+            for layer, attr, name in (("rec", "weight", "W"), ("inp", "weight", "W_in"), ("inp", "bias", "b"),
+                                      ("out", "weight", "W_out"), ("out", "bias", "b_out")):
+                getattr(module[layer], attr).copy_(torch.as_tensor(np.array(params[name]), dtype=self.tdtype))
+        self.module = module
+        self.params = {"W": module["rec"].weight, "W_in": module["inp"].weight, "b": module["inp"].bias,
+                       "W_out": module["out"].weight, "b_out": module["out"].bias}
+        self.opt = torch.optim.Adam(module.parameters(), lr=lr)
+
+    def forward(self, u):
+        """Rates (T+1, B, N) and outputs (T, B, O) for inputs ``u`` (T, B, I)."""
+        torch, m, a = self.torch, self.module, self.alpha
+        T, B, _ = u.shape
+        x = torch.zeros(B, m["rec"].weight.shape[0], dtype=self.tdtype)
+        r = torch.tanh(x)
+        rates, outputs = [r], []
+        for t in range(T):
+            x = x + a * (-x + m["rec"](r) + m["inp"](u[t]))
+            r = torch.tanh(x)
+            rates.append(r)
+            outputs.append(m["out"](r))
+        return torch.stack(rates), torch.stack(outputs)
+
+
 # -- one case ---------------------------------------------------------------
 def _setup(case: Case, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -222,8 +271,9 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def verify_peer(torch, net, params, batch) -> dict:
-    """Check that :class:`TorchLFRNN` reproduces bioplastic on one batch.
+def verify_peer(torch, net, params, batch, peer_class=None) -> dict:
+    """Check that a torch peer (default :class:`TorchLFRNN`) reproduces
+    bioplastic on one batch.
 
     Compares outputs (absolute, ``OUTPUT_ATOL``), loss and gradients of every
     parameter (relative, ``GRAD_RTOL``) for the same weights.
@@ -238,7 +288,7 @@ def verify_peer(torch, net, params, batch) -> dict:
         If any difference exceeds its tolerance.
     """
     dtype = net.dtype.name
-    peer = TorchLFRNN(torch, params, net.alpha, dtype)
+    peer = (peer_class or TorchLFRNN)(torch, params, net.alpha, dtype)
     u, tgt, mask = (peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask))
     with torch.no_grad():
         _, y = peer.forward(u)
@@ -273,47 +323,64 @@ def _median_ms(fn, repeats, warmup):
     return 1e3 * statistics.median(times)
 
 
-def _time_pair(f_ours, f_peer, repeats, warmup):
-    """Median ms of two callables, timed one block after the other.
+def _time_blocks(fns, repeats, warmup):
+    """Median ms of each callable (None stays None), timed one block after another.
 
     Blocks rather than alternation: torch's OpenMP threads and numpy's
-    OpenBLAS threads spin for a while after each call, and alternating the two
+    OpenBLAS threads spin for a while after each call, and alternating the
     runtimes makes each pay for the other's spinning threads.
     """
-    gc.collect()
-    ours = _median_ms(f_ours, repeats, warmup)
-    if f_peer is None:
-        return ours, None
-    gc.collect()
-    return ours, _median_ms(f_peer, repeats, warmup)
+    out = []
+    for fn in fns:
+        if fn is None:
+            out.append(None)
+            continue
+        gc.collect()
+        out.append(_median_ms(fn, repeats, warmup))
+    return out
 
 
-def _record(case, what, ours, peer):
+def _record(case, what, ours, peer, module=None):
     return {"case": case.name, "what": what, "bioplastic_ms": round(ours, 4),
             "torch_ms": None if peer is None else round(peer, 4),
-            "ratio": None if peer is None else round(peer / ours, 3)}
+            "ratio": None if peer is None else round(peer / ours, 3),
+            "torch_module_ms": None if module is None else round(module, 4),
+            "ratio_module": None if module is None else round(module / ours, 3)}
 
 
 def bench_case(case: Case, repeats: int, warmup: int = 2, torch=None, verify=True) -> list[dict]:
-    """Time forward and BPTT of one case; returns two records."""
+    """Time forward and BPTT of one case against both torch peers; returns two records."""
     net, params, batch = _setup(case)
-    peer = u = tgt = mask = None
+    peers = {}
     if torch is not None:
-        if verify:
-            verify_peer(torch, net, params, batch)
-        peer = TorchLFRNN(torch, params, net.alpha, case.dtype)
-        u, tgt, mask = (peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask))
+        for cls in (TorchLFRNN, TorchModuleLFRNN):
+            if verify:
+                verify_peer(torch, net, params, batch, cls)
+            peer = cls(torch, params, net.alpha, case.dtype)
+            peers[cls] = (peer, [peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask)])
 
-    def torch_forward():
-        with torch.no_grad():
-            peer.forward(u)
+    def forward_of(cls):
+        if cls not in peers:
+            return None
+        peer, (u, _, _) = peers[cls]
 
-    fwd = _time_pair(lambda: net.forward(params, batch.inputs),
-                     None if peer is None else torch_forward, repeats, warmup)
+        def run():
+            with torch.no_grad():
+                peer.forward(u)
+        return run
+
+    def step_of(cls):
+        if cls not in peers:
+            return None
+        peer, tensors = peers[cls]
+        return lambda: peer.step(*tensors)
+
+    fwd = _time_blocks([lambda: net.forward(params, batch.inputs), forward_of(TorchLFRNN),
+                        forward_of(TorchModuleLFRNN)], repeats, warmup)
     opt = Adam(lr=LR)
     train_params = params.copy()
-    bptt = _time_pair(lambda: bioplastic_step(net, train_params, batch, opt),
-                      None if peer is None else (lambda: peer.step(u, tgt, mask)), repeats, warmup)
+    bptt = _time_blocks([lambda: bioplastic_step(net, train_params, batch, opt), step_of(TorchLFRNN),
+                         step_of(TorchModuleLFRNN)], repeats, warmup)
     return [_record(case, "forward", *fwd), _record(case, "bptt", *bptt)]
 
 
@@ -455,14 +522,15 @@ def format_header(info: dict) -> str:
 
 
 def format_table(records) -> str:
-    """Fixed-width table: case, what, bioplastic_ms, torch_ms, ratio."""
+    """Fixed-width table: case, what, bioplastic_ms, then each torch peer's ms and ratio."""
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
-    rows = [("case", "what", "bioplastic_ms", "torch_ms", "ratio")]
+    rows = [("case", "what", "bioplastic_ms", "torch_ms", "ratio", "torch_module_ms", "ratio_module")]
     rows += [(r["case"], r["what"], fmt(r["bioplastic_ms"], ".2f"), fmt(r["torch_ms"], ".2f"),
-              fmt(r["ratio"], ".1f")) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+              fmt(r["ratio"], ".1f"), fmt(r.get("torch_module_ms"), ".2f"), fmt(r.get("ratio_module"), ".1f"))
+             for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for k, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))

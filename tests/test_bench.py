@@ -57,7 +57,8 @@ def test_json_is_written_atomically(tmp_path):
 def test_table_and_header():
     records = run_benchmark([TINY], quick=True, use_torch=False)
     table = bench.format_table(records)
-    assert table.splitlines()[0].split() == ["case", "what", "bioplastic_ms", "torch_ms", "ratio"]
+    assert table.splitlines()[0].split() == ["case", "what", "bioplastic_ms", "torch_ms", "ratio",
+                                             "torch_module_ms", "ratio_module"]
     assert "N=12 B=3 T=8 float64" in table
     header = bench.format_header(bench.machine_info())
     assert "numba" in header and "CPUs" in header
@@ -116,6 +117,18 @@ def test_torch_peer_reproduces_bioplastic(dtype):
     report = bench.verify_peer(torch, net, params, batch)
     assert report["max_output_diff"] <= tol
     assert report["grad_rel"] <= bench.GRAD_RTOL[dtype]
+
+
+@pytest.mark.optional
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_module_peer_reproduces_bioplastic(dtype):
+    torch = pytest.importorskip("torch")
+    net, params, batch = bench._setup(Case(20, 4, 15, dtype), seed=4)
+    report = bench.verify_peer(torch, net, params, batch, bench.TorchModuleLFRNN)
+    assert report["max_output_diff"] <= bench.OUTPUT_ATOL[dtype]
+    assert report["grad_rel"] <= bench.GRAD_RTOL[dtype]
+    peer = bench.TorchModuleLFRNN(torch, params, net.alpha, dtype)
+    assert {k: tuple(v.shape) for k, v in peer.params.items()} == {k: v.shape for k, v in params.items()}
 
 
 @pytest.mark.optional

@@ -48,7 +48,8 @@ def run(args) -> int:
                             log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print()
     print(format_table(records))
-    print("times are medians in ms; ratio = torch_ms / bioplastic_ms")
+    print("times are medians in ms; ratio = torch_ms / bioplastic_ms (the careful torch loop);\n"
+          "ratio_module = torch_module_ms / bioplastic_ms (the same network as an idiomatic nn.Module)")
     load = other_load(before, cpu_snapshot())
     if load is not None:
         print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
