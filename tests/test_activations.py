@@ -8,7 +8,7 @@ GRID = np.concatenate([np.linspace(-25, 25, 100_001), np.geomspace(1e-300, 1e-3,
                        -np.geomspace(1e-300, 1e-3, 200), [0.0, -0.0, 19.999, 20.0, 20.001, 1e30, -1e30]])
 
 
-@pytest.mark.parametrize("dtype, bound", [(np.float64, 3e-16), (np.float32, 1e-7)])
+@pytest.mark.parametrize("dtype, bound", [(np.float64, 3e-16), (np.float32, 4e-7)])
 def test_tanh_row_matches_numpy(dtype, bound):
     x = GRID.astype(dtype)
     out = np.empty_like(x)
@@ -35,7 +35,7 @@ def test_tanh_row_non_finite(dtype):
 def test_tanh_constants_are_exact_where_it_matters():
     for dtype in (np.float64, np.float32):
         c = tanh_constants(dtype)
-        assert c.dtype == dtype and c.shape == (32,)
+        assert c.dtype == dtype and c.shape == (48,)
         # ln2 hi has few enough bits that k * hi is exact for k <= 58
         hi = float(c[2])
         for k in range(59):

@@ -64,7 +64,7 @@ def lfrnn_forward_rows_(block, b0, b1, x0, inputs, W_inT, bias, noise, noise_sca
     W = np.ascontiguousarray(WT.T) if transposed else WT[:0]
     for b in range(b0, b1):
         xs[0, b] = x0[b]
-        phi_row_(xs[0, b], rs[0, b], phi_code, c)
+    phi_row_(xs[0, b0:b1].reshape(-1), rs[0, b0:b1].reshape(-1), phi_code, c)
     for t in range(T):
         if transposed:
             np.dot(W, rs[t, b0:b1].T, recT)
@@ -92,11 +92,14 @@ def lfrnn_forward_rows_(block, b0, b1, x0, inputs, W_inT, bias, noise, noise_sca
             else:
                 for i in range(N):
                     xn[i] = leak * xt[i] + alpha * h[i]
+        # phi over the block's rows at once: they are contiguous, and one
+        # long vector loop costs less than a call per row.
+        phi_row_(xs[t + 1, b0:b1].reshape(-1), rs[t + 1, b0:b1].reshape(-1), phi_code, c)
+        # The readout here, not as one BLAS call afterwards: O is small,
+        # and a threaded BLAS call would leave OpenBLAS threads spinning
+        # against this kernel's threads on the next call.
+        for b in range(b0, b1):
             rn = rs[t + 1, b]
-            phi_row_(xn, rn, phi_code, c)
-            # The readout here, not as one BLAS call afterwards: O is small,
-            # and a threaded BLAS call would leave OpenBLAS threads spinning
-            # against this kernel's threads on the next call.
             for o in range(O):
                 ys[t, b, o] = b_out[o] + vdot_(W_out[o], rn)
 
@@ -141,7 +144,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
     has_gr = g_r.shape[0] > 0
     has_gx = g_x.shape[0] > 0
     leak = 1.0 - alpha
-    d = np.empty(N, dtype=xs.dtype)
+    D = np.empty((b1 - b0, N), dtype=xs.dtype)  # phi'(x[s]) of the block's rows
     h = np.empty(N, dtype=xs.dtype)
     back = np.empty((b1 - b0, N), dtype=xs.dtype)
     outer = np.empty((N, N), dtype=xs.dtype)
@@ -151,6 +154,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
     dW, dW_inT, db, dW_out, db_out = gW[block], gW_inT[block], gb[block], gW_out[block], gb_out[block]
     for s in range(T1 - 1, -1, -1):
         last = s == T1 - 1
+        dphi_row_(xs[s, b0:b1].reshape(-1), rs[s, b0:b1].reshape(-1), D.reshape(-1), phi_code)
         if not last:
             if transposed:
                 np.dot(WT, ax[s + 1, b0:b1].T, backT)
@@ -183,7 +187,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
                         h[i] += go * wo[i]
                         gwo[i] += go * r_s[i]
                     db_out[o] += go
-            dphi_row_(xs[s, b], rs[s, b], d, phi_code)
+            d = D[b - b0]
             a_s = ax[s, b]
             if last:
                 for i in range(N):
@@ -205,11 +209,14 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
                     for i in range(N):
                         wk[i] += uk * a_s[i]
         if s > 0:
-            # ax[s]^T r[s-1] over the block's rows: one BLAS product per step
-            # (gathering several steps into one larger product was no faster)
+            # ax[s]^T r[s-1] over the block's rows: one small BLAS product per
+            # step. (One large product over all steps afterwards was no
+            # faster: OpenBLAS serialises large GEMMs called from two threads
+            # at once, and threaded it leaves spinning threads behind.)
             np.dot(ax[s, b0:b1].T, rs[s - 1, b0:b1], outer)
             for i in range(N):
                 oi = outer[i]
                 wi = dW[i]
                 for j in range(N):
                     wi[j] += oi[j]
+
