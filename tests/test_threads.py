@@ -132,3 +132,21 @@ def test_blas_on_one_thread_nests_and_restores():
             assert set(blas_threads()) == {1}
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
+
+
+def test_parallel_normal_draws_do_not_depend_on_threads():
+    from bioplastic.seeding import standard_normal_chunks
+
+    outs = []
+    for k in (1, 2, 3):
+        threads.set_kernel_threads(k)
+        outs.append(standard_normal_chunks(np.random.default_rng(5), (301, 40, 20), np.float32))
+    threads.set_kernel_threads(2)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
+    x = outs[0].astype(np.float64)
+    assert outs[0].dtype == np.float32 and abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
+    # chunks are independent streams, not copies of each other
+    assert not np.allclose(x[:75], x[75:150])
+    small = standard_normal_chunks(np.random.default_rng(5), (3, 2))
+    assert small.shape == (3, 2) and np.isfinite(small).all()

@@ -114,17 +114,28 @@ class LFRNN(Network):
         return params["W"]
 
     def _forward(self, params, inputs, noise, x0):
+        return self.run_with_additive(params, inputs, noise, np.sqrt(self.alpha) * self.noise_std, x0)
+
+    def run_with_additive(self, params, inputs, additive, scale, x0) -> Trajectory:
+        """Euler integration with ``scale * additive[t]`` added to every state update.
+
+        ``_forward`` passes the standard-normal noise with scale
+        sqrt(alpha) sigma; node perturbation passes its current perturbation p
+        (and the scaled noise) with scale alpha, since p enters as
+        ``alpha (r W^T + u W_in^T + b + p)``. Arguments are not checked here.
+        """
         T, B, _ = inputs.shape
         N = self.n_units
         dt = self.dtype.type
         W = self.recurrent_weights(params)
-        noise_k = empty3(self.dtype) if noise is None else noise
+        noise_k = empty3(self.dtype) if additive is None else np.ascontiguousarray(additive, dtype=self.dtype)
+        scale = 0.0 if additive is None else scale
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
                    x0, inputs, np.ascontiguousarray(params["W_in"].T), params["b"], noise_k,
-                   dt(np.sqrt(self.alpha) * self.noise_std), np.ascontiguousarray(W.T), dt(self.alpha),
+                   dt(scale), np.ascontiguousarray(W.T), dt(self.alpha),
                    PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
         return Trajectory(xs, rs, ys)
 

@@ -100,6 +100,8 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
     """
     if stp is None and current is None and out_perturbation is None:
         return network.forward(params, inputs, noise=noise, x0=x0)
+    if stp is None and hasattr(network, "run_with_additive"):
+        return _perturbed_lfrnn(network, params, inputs, noise, current, out_perturbation, x0)
     f = leaky_form(network, params)
     T, B, _ = inputs.shape
     dtype = network.dtype
@@ -118,6 +120,27 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
         y = y + out_perturbation
     extra = {} if S_end is None else {"S_end": S_end}
     return Trajectory(xs, rs, y, extra)
+
+
+def _perturbed_lfrnn(network, params, inputs, noise, current, out_perturbation, x0) -> Trajectory:
+    """LFRNN / rank-one forward pass with perturbations, on the network's own
+    (block-parallel, fused) kernels rather than the STP kernel."""
+    T, B, _ = inputs.shape
+    dtype = network.dtype
+    x0 = network.initial_state(B) if x0 is None else x0
+    a = network.alpha
+    # x[t+1] = (1-a) x + a (... + p[t]) + sqrt(a) sigma xi[t]  =  ... + a (p[t] + sigma xi[t] / sqrt(a))
+    additive = None
+    if current is not None:
+        additive = np.array(current, dtype=dtype)  # a fresh array: add in place
+    scaled = scaled_noise(network, noise)
+    if scaled is not None:
+        scaled /= dtype.type(a)
+        additive = scaled if additive is None else additive + scaled
+    traj = network.run_with_additive(params, np.asarray(inputs, dtype=dtype), additive, a, x0)
+    if out_perturbation is not None:
+        traj.outputs += out_perturbation
+    return traj
 
 
 def scaled_noise(network, noise):
