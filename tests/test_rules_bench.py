@@ -6,6 +6,7 @@ independence of T is a property of the algorithm and is checked here.
 import pytest
 
 from bioplastic import bench
+from bioplastic.kernels import threads
 
 
 def test_rule_records():
@@ -18,9 +19,15 @@ def test_rule_records():
     assert "x forward" in bench.format_rule_table(recs)
 
 
-def test_eprop_memory_does_not_grow_with_T():
+def test_eprop_memory_does_not_grow_with_T(monkeypatch):
+    # The same number of row blocks at both T (each block has its own
+    # buffers); otherwise the tiny T would run serially and the large one not.
+    monkeypatch.setattr(threads, "MIN_PARALLEL_WORK", 0)
     small, large = bench.eprop_memory(n_steps=(30, 600), n_units=24, batch_size=8)
-    assert small["eprop_kernel_kib"] == pytest.approx(large["eprop_kernel_kib"], rel=0.01)
+    # A few KiB of slack: waiting on a pool thread that is still busy (the
+    # long run) allocates a lock and a waiter; that is constant, not ~T
+    # (T = 100 vs 1000 differ by the same 3 KiB as T = 30 vs 600).
+    assert abs(small["eprop_kernel_kib"] - large["eprop_kernel_kib"]) < 8
     # BPTT keeps the trajectory: its memory grows with T (so the comparison can fail)
     assert large["bptt_kib"] > 10 * small["bptt_kib"]
     # the full rule also keeps the outputs (T x B x O) for the training loop's accuracy, nothing more

@@ -9,6 +9,7 @@ import pytest
 import bioplastic as bp
 from bioplastic.errors import ShapeError
 from bioplastic.kernels.activations import PHI_CODES
+from bioplastic.kernels import threads
 from bioplastic.kernels.eprop import CHUNK, eprop_leaky
 from bioplastic.kernels.node_perturbation import node_perturbation_sums
 from bioplastic.kernels.stp import leaky_stp_forward
@@ -119,7 +120,12 @@ def test_simulate_without_stp_is_the_network_forward(rng, kind):
     (True, True, True, 11),                  # per-synapse traces (PLRNN-like)
     (True, False, False, 5),
 ])
-def test_eprop_kernel_matches_reference(rng, per_unit_leak, read_states, stp, T):
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_eprop_kernel_matches_reference(rng, monkeypatch, per_unit_leak, read_states, stp, T, blocks):
+    """Serial, and with the trials split into row blocks on threads."""
+    monkeypatch.setattr(threads, "MIN_PARALLEL_WORK", 0)
+    old_threads = threads.kernel_threads()
+    threads.set_kernel_threads(blocks)
     B, N, I, O = 3, 5, 2, 2
     phi = "relu" if per_unit_leak else "tanh"
     x0 = 0.1 * rng.standard_normal((B, N))
@@ -139,6 +145,7 @@ def test_eprop_kernel_matches_reference(rng, per_unit_leak, read_states, stp, T)
                       zero_diag=per_unit_leak)
     ref, ys, loss = ref_eprop(x0, u, ystar, cmask, noise, W_in, bias, W, W_out, b_out, F, leak, gain, phi,
                               read_states, eta_s, decay_s, per_unit_leak)
+    threads.set_kernel_threads(old_threads)
     for k in ("W", "W_in", "b", "W_out", "b_out", "leak"):
         np.testing.assert_allclose(got[k], ref[k], atol=1e-12, err_msg=k)
     np.testing.assert_allclose(got["outputs"], ys, atol=1e-12)

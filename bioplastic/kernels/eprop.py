@@ -36,19 +36,26 @@ from numba import njit
 from ..errors import ShapeError
 from .activations import dphi_, phi_
 from .stp import _stp_matvec, stp_step_
+from .threads import n_blocks, run_blocks
 
 #: Steps per flush of the chunk buffers (uniform-leak path).
 CHUNK = 16
 
 
-@njit(cache=True)
-def eprop_(x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, leak, gain, phi_code,
+@njit(cache=True, nogil=True)
+def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, leak, gain, phi_code,
            read_states, per_synapse, eta_s, decay_s, zero_diag, S, outputs,
            E, Eu, Eb, Ea, Lbuf, Rbuf, Ubuf, gW, gWin, gb, gWout, gbout, ga, stats):
     """Forward pass with e-prop traces; accumulates the gradient estimates.
 
+    Works on the B trials ``b0:b0+B`` of the (T, B_all, .) arrays ``inputs``,
+    ``targets``, ``cmask``, ``noise`` and ``outputs``; every other array holds
+    only those trials (or none), so row blocks need no copies and memory stays
+    independent of T.
+
     Parameters
     ----------
+    b0 : int, first trial of this block in the full batch.
     x0 : (B, N) initial state.
     inputs : (T, B, I) inputs u.
     targets : (T, B, O) targets y*.
@@ -96,13 +103,13 @@ def eprop_(x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, 
     k = 0
     for t in range(T):
         rec = np.dot(r, WT)
-        drv = np.dot(inputs[t], W_inT)
-        ut = inputs[t]
+        ut = inputs[t, b0:b0 + B]
+        drv = np.dot(ut, W_inT)
         for b in range(B):
             for i in range(N):
                 v = leak[i] * x[b, i] + gain * (rec[b, i] + srec[b, i] + drv[b, i] + bias[i])
                 if has_noise:
-                    v += noise[t, b, i]
+                    v += noise[t, b0 + b, i]
                 xn[b, i] = v
         phi_(xn, rn, phi_code)
         # eligibility traces eps[t+1] from eps[t] and the activity at step t
@@ -134,14 +141,14 @@ def eprop_(x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, 
                 for i in range(N):
                     acc += W_out[o, i] * read[b, i]
                 y[b, o] = acc
-                e = cmask[t, b, o] * (acc - targets[t, b, o])
+                e = cmask[t, b0 + b, o] * (acc - targets[t, b0 + b, o])
                 err[b, o] = e
-                stats[0] += 0.5 * e * (acc - targets[t, b, o])
+                stats[0] += 0.5 * e * (acc - targets[t, b0 + b, o])
                 gbout[o] += e
                 for i in range(N):
                     gWout[o, i] += e * read[b, i]
                 if rec_out:
-                    outputs[t, b, o] = acc
+                    outputs[t, b0 + b, o] = acc
         # learning signal L = (err F) * phi'(x[t+1])
         if read_states:
             for b in range(B):
@@ -250,22 +257,39 @@ def eprop_leaky(x0, inputs, targets, cmask, noise, W_in, bias, W, W_out, b_out, 
     outputs = np.empty((T, B, O), dtype=dtype) if record_outputs else empty3
     if per_synapse:
         E, Eu = np.zeros((B, N, N), dtype=dtype), np.zeros((B, N, I), dtype=dtype)
-        Lbuf = Rbuf = Ubuf = empty2
     else:
         E, Eu = np.zeros((B, 1, N), dtype=dtype), np.zeros((B, 1, I), dtype=dtype)
-        Lbuf, Rbuf = np.zeros((CHUNK * B, N), dtype=dtype), np.zeros((CHUNK * B, N), dtype=dtype)
-        Ubuf = np.zeros((CHUNK * B, I), dtype=dtype)
-    Eb = np.zeros(N, dtype=dtype)
     Ea = np.zeros((B, N), dtype=dtype) if leak_grad else empty2
-    g = {"W": np.zeros((N, N), dtype=dtype), "W_in": np.zeros((N, I), dtype=dtype),
-         "b": np.zeros(N, dtype=dtype), "W_out": np.zeros((O, N), dtype=dtype),
-         "b_out": np.zeros(O, dtype=dtype), "leak": np.zeros(N if leak_grad else 0, dtype=dtype)}
-    stats = np.zeros(2, dtype=np.float64)
     c = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
-    eprop_(x0, inputs, targets, cmask, noise, c(np.asarray(W_in).T), c(bias), c(np.asarray(W).T), c(W_out),
-           c(b_out), c(feedback), leak, dtype.type(gain), int(phi_code), bool(read_states), per_synapse,
-           dtype.type(eta_s), dtype.type(decay_s), bool(zero_diag), S, outputs, E, Eu, Eb, Ea, Lbuf, Rbuf,
-           Ubuf, g["W"], g["W_in"], g["b"], g["W_out"], g["b_out"], g["leak"], stats)
+    weights = (c(np.asarray(W_in).T), c(bias), c(np.asarray(W).T), c(W_out), c(b_out), c(feedback), leak,
+               dtype.type(gain), int(phi_code), bool(read_states), per_synapse, dtype.type(eta_s),
+               dtype.type(decay_s), bool(zero_diag))
+    # Trials are independent: row blocks run on the kernel threads, each
+    # with its own traces, buffers and gradient sums (summed below).
+    blocks = n_blocks(B, T, N * N)
+    parts = [None] * blocks
+
+    def block(k, b0, b1):
+        rows = slice(b0, b1)
+        nb = b1 - b0
+        if per_synapse:
+            Lbuf = Rbuf = Ubuf = empty2
+        else:
+            Lbuf, Rbuf = np.zeros((CHUNK * nb, N), dtype=dtype), np.zeros((CHUNK * nb, N), dtype=dtype)
+            Ubuf = np.zeros((CHUNK * nb, I), dtype=dtype)
+        g = {"W": np.zeros((N, N), dtype=dtype), "W_in": np.zeros((N, I), dtype=dtype),
+             "b": np.zeros(N, dtype=dtype), "W_out": np.zeros((O, N), dtype=dtype),
+             "b_out": np.zeros(O, dtype=dtype), "leak": np.zeros(N if leak_grad else 0, dtype=dtype)}
+        stats = np.zeros(2, dtype=np.float64)
+        # views of the block's trials (leading axis: no copies)
+        eprop_(b0, x0[rows], inputs, targets, cmask, noise, *weights, S[rows] if stp else S, outputs,
+               E[rows], Eu[rows], np.zeros(N, dtype=dtype), Ea[rows] if leak_grad else Ea, Lbuf, Rbuf, Ubuf,
+               g["W"], g["W_in"], g["b"], g["W_out"], g["b_out"], g["leak"], stats)
+        parts[k] = (g, stats)
+
+    run_blocks(block, B, blocks)
+    g = {name: sum(part[0][name] for part in parts) for name in parts[0][0]}
+    stats = sum(part[1] for part in parts)
     if not leak_grad:
         del g["leak"]
     g.update(outputs=outputs if record_outputs else None, S_end=S if stp else None,
