@@ -56,9 +56,11 @@ def standard_normal_chunks(rng: np.random.Generator, shape, dtype=np.float64) ->
     """
     from .kernels.threads import kernel_threads, run_blocks
 
-    out = np.empty(shape, dtype=dtype)
-    n = out.shape[0] if out.ndim else 0
     seeds = rng.integers(0, 2 ** 63, size=NORMAL_CHUNKS)
+    out = np.empty(shape, dtype=dtype)
+    if out.ndim == 0:
+        return np.random.default_rng(seeds[0]).standard_normal(dtype=dtype)
+    n = out.shape[0]
     bounds = [(k * n // NORMAL_CHUNKS, (k + 1) * n // NORMAL_CHUNKS) for k in range(NORMAL_CHUNKS)]
 
     def fill(block, c0, c1):
@@ -67,8 +69,6 @@ def standard_normal_chunks(rng: np.random.Generator, shape, dtype=np.float64) ->
             if hi > lo:
                 np.random.default_rng(seeds[k]).standard_normal(dtype=dtype, out=out[lo:hi])
 
-    if out.ndim == 0:
-        return np.random.default_rng(seeds[0]).standard_normal(dtype=dtype)
     threads = 1 if out.size < _PARALLEL_DRAWS else min(kernel_threads(), NORMAL_CHUNKS)
     run_blocks(fill, NORMAL_CHUNKS, threads)
     return out

@@ -125,7 +125,7 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
 def _perturbed_lfrnn(network, params, inputs, noise, current, out_perturbation, x0) -> Trajectory:
     """LFRNN / rank-one forward pass with perturbations, on the network's own
     (block-parallel, fused) kernels rather than the STP kernel."""
-    T, B, _ = inputs.shape
+    B = inputs.shape[1]
     dtype = network.dtype
     x0 = network.initial_state(B) if x0 is None else x0
     a = network.alpha
