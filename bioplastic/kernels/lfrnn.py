@@ -2,18 +2,24 @@
 
 Model (SPEC 1), batch-row convention, for t = 0..T-1::
 
-    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + u[t] W_in^T + b) + s_noise xi[t]
+    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + v[t] V) + s_noise xi[t]
     r[t]   = phi(x[t]),        y[t] = r[t+1] W_out^T + b_out
 
-with ``s_noise = sqrt(alpha) sigma``. The readout is computed in the kernels
-too, row by row, and so is its gradient in the adjoint.
+with ``s_noise = sqrt(alpha) sigma``. The input drive is one product: ``v[t]
+= [u[t], 1]`` are the inputs with a column of ones appended and ``V = [W_in^T;
+b]`` stacks the transposed input weights over the bias, so that
+``v[t] V = u[t] W_in^T + b`` (:func:`drive_inputs` and :func:`drive_weights`
+build them). The readout is computed in the kernels too, and so is its
+gradient in the adjoint.
 
-Each kernel works on the batch rows ``b0:b1`` for all T steps (the ``_rows_``
-functions, compiled ``nogil``), so that :mod:`bioplastic.kernels.threads` can
-run disjoint row blocks on several cores with no synchronisation per step.
-Per step, a row block costs one BLAS product ``r W^T`` (or ``a W`` backwards)
-and fused elementwise loops that LLVM vectorises: input drive (I is small),
-leak, noise and the vectorised tanh of :mod:`.activations`.
+Each kernel works on the batch rows ``b0:b1`` for all T steps (compiled
+``nogil``), so that :mod:`bioplastic.kernels.threads` can run disjoint row
+blocks on several cores with no synchronisation per step. A row block of a
+trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix, and every
+product is a BLAS ``gemm`` that reads or accumulates into such blocks in place
+(:func:`.blas.gemm_`, ``beta = 1``). What is left between the products runs as
+one vectorised loop over the whole block, not a loop per row: at N = 100 a
+loop per row costs more in set-up than in arithmetic.
 
 The rank-one RNN runs on these kernels with ``W = g chi + m n^T / N``.
 Kernels take and return plain arrays; allocation and checks happen in
@@ -23,111 +29,111 @@ import numpy as np
 from numba import njit
 
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
-from .linalg import vdot_
+from .blas import gemm_
+
+
+def drive_inputs(inputs, dtype):
+    """``v = [u, 1]``: (T, B, I) inputs with a column of ones appended."""
+    T, B, I = inputs.shape
+    v = np.empty((T, B, I + 1), dtype=dtype)
+    v[:, :, :I] = inputs
+    v[:, :, I] = 1.0
+    return v
+
+
+def drive_weights(W_in, b, dtype):
+    """``V = [W_in^T; b]``: (I+1, N), so that ``[u, 1] V = u W_in^T + b``."""
+    N, I = W_in.shape
+    V = np.empty((I + 1, N), dtype=dtype)
+    V[:I] = W_in.T
+    V[I] = b
+    return V
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lfrnn_forward_rows_(block, b0, b1, x0, inputs, W_inT, bias, noise, noise_scale, WT, alpha, phi_code,
-                        W_out, b_out, xs, rs, ys):
+def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, alpha, phi_code,
+                        W_outT, b_out, xs, rs, ys):
     """Integrate T Euler steps in place for the batch rows ``b0:b1``.
+
+    Per step and row block (rows b0:b1 of every array)::
+
+        x[t+1] = (1 - alpha) x[t] + s_noise xi[t]     one loop over the block
+        x[t+1] += alpha v[t] V                         gemm, K = I + 1
+        x[t+1] += alpha r[t] W^T                       gemm, K = N
+        r[t+1] = phi(x[t+1])                           one loop over the block
+        y[t] = b_out;  y[t] += r[t+1] W_out^T          gemm, K = N
 
     Parameters
     ----------
     block, b0, b1 : int, the block index (unused here) and its row range.
     x0 : (B, N) initial state.
-    inputs : (T, B, I) inputs u.
-    W_inT : (I, N) transposed input weights, C-contiguous.
-    bias : (N,) bias b.
+    drive_in : (T, B, I+1) inputs with a column of ones, ``v = [u, 1]``.
+    V : (I+1, N) drive weights ``[W_in^T; b]``.
     noise : (T, B, N) standard-normal noise, or an array with
         ``noise.shape[0] == 0`` for a noiseless run.
     noise_scale : float, sqrt(alpha) sigma.
     WT : (N, N) transposed recurrent weights (``W.T``, C-contiguous).
     alpha : float, dt / tau.
     phi_code : int, see ``PHI_CODES``.
-    W_out : (O, N) readout weights; b_out : (O,) readout bias.
+    W_outT : (N, O) transposed readout weights; b_out : (O,) readout bias.
     xs, rs : (T+1, B, N) outputs: states and rates, index 0 is the start.
     ys : (T, B, O) output: the readout y[t] = r[t+1] W_out^T + b_out.
     """
-    T, _, I = inputs.shape
-    O = W_out.shape[0]
-    N = x0.shape[1]
+    T = drive_in.shape[0]
+    O = W_outT.shape[1]
     has_noise = noise.shape[0] > 0
     leak = 1.0 - alpha
     c = np.empty(N_CONSTANTS, xs.dtype)
     fill_constants_(c)
-    # float32: OpenBLAS's sgemm is about 1.5x faster for W (r^T) than for
-    # r W^T at these shapes (measured, 16 rows x 100 units), so float32 takes
-    # the product transposed and reads its columns; float64 gains nothing.
-    transposed = xs.itemsize == 4
-    rec = np.empty((b1 - b0, N), dtype=xs.dtype)
-    recT = np.empty((N, b1 - b0) if transposed else (0, 0), dtype=xs.dtype)
-    W = np.ascontiguousarray(WT.T) if transposed else WT[:0]
     for b in range(b0, b1):
         xs[0, b] = x0[b]
     phi_row_(xs[0, b0:b1].reshape(-1), rs[0, b0:b1].reshape(-1), phi_code, c)
     for t in range(T):
-        if transposed:
-            np.dot(W, rs[t, b0:b1].T, recT)
+        x_next = xs[t + 1, b0:b1]
+        xn, xt = x_next.reshape(-1), xs[t, b0:b1].reshape(-1)
+        if has_noise:
+            nz = noise[t, b0:b1].reshape(-1)
+            for j in range(xn.shape[0]):
+                xn[j] = leak * xt[j] + noise_scale * nz[j]
         else:
-            np.dot(rs[t, b0:b1], WT, rec)
-        for b in range(b0, b1):
-            h = rec[b - b0]  # becomes the total input r W^T + u W_in^T + b
-            if transposed:
-                for i in range(N):
-                    h[i] = recT[i, b - b0] + bias[i]
-            else:
-                for i in range(N):
-                    h[i] += bias[i]
-            for k in range(I):
-                uk = inputs[t, b, k]
-                wk = W_inT[k]
-                for i in range(N):
-                    h[i] += uk * wk[i]
-            xt = xs[t, b]
-            xn = xs[t + 1, b]
-            if has_noise:
-                nz = noise[t, b]
-                for i in range(N):
-                    xn[i] = leak * xt[i] + alpha * h[i] + noise_scale * nz[i]
-            else:
-                for i in range(N):
-                    xn[i] = leak * xt[i] + alpha * h[i]
-        # phi over the block's rows at once: they are contiguous, and one
-        # long vector loop costs less than a call per row.
-        phi_row_(xs[t + 1, b0:b1].reshape(-1), rs[t + 1, b0:b1].reshape(-1), phi_code, c)
-        # The readout here, not as one BLAS call afterwards: O is small,
-        # and a threaded BLAS call would leave OpenBLAS threads spinning
-        # against this kernel's threads on the next call.
-        for b in range(b0, b1):
-            rn = rs[t + 1, b]
+            for j in range(xn.shape[0]):
+                xn[j] = leak * xt[j]
+        gemm_(alpha, drive_in[t, b0:b1], V, 1.0, x_next)
+        gemm_(alpha, rs[t, b0:b1], WT, 1.0, x_next)
+        phi_row_(xn, rs[t + 1, b0:b1].reshape(-1), phi_code, c)
+        y = ys[t, b0:b1]
+        for b in range(b1 - b0):
             for o in range(O):
-                ys[t, b, o] = b_out[o] + vdot_(W_out[o], rn)
+                y[b, o] = b_out[o]
+        gemm_(1.0, rs[t + 1, b0:b1], W_outT, 1.0, y)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r, g_x, g_y, W_out,
-                         ax, gW, gW_inT, gb, gW_out, gb_out):
+def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_r, g_x, g_y, W_out,
+                         ax, gW, gV, gW_out, gb_out):
     """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
     parameter gradients.
 
     Recursion, for s = T..0, with ``ax[T+1] = 0``::
 
-        ax[s] = phi'(x[s]) * (g_r[s] + g_y[s-1] W_out + alpha ax[s+1] W) + (1 - alpha) ax[s+1] + g_x[s]
+        h[s]  = alpha ax[s+1] W + g_y[s-1] W_out + g_r[s]           (gemm, gemm, loop)
+        ax[s] = phi'(x[s]) * h[s] + (1 - alpha) ax[s+1] + g_x[s]    (loop over the block)
 
     where the ``g_y`` term (the readout's share: y[s-1] reads r[s]) is absent
-    at s = 0. The gradients are sums over these rows, written to index
-    ``block`` of the accumulators (the caller sums the blocks)::
+    at s = 0. The gradients are sums over these rows, accumulated by gemm
+    into index ``block`` of the accumulators (the caller sums the blocks)::
 
-        gW = sum_s ax[s]^T r[s-1]      gW_inT = sum_s u[s-1]^T ax[s]      gb = sum_s ax[s]
-        gW_out = sum_t g_y[t]^T r[t+1]  gb_out = sum_t g_y[t]
+        gW = sum_s ax[s]^T r[s-1]        gV = sum_s v[s-1]^T ax[s]
+        gW_out = sum_t g_y[t]^T r[t+1]   gb_out = sum_t g_y[t]
 
-    (s = 1..T; dL/dW = alpha gW, dL/dW_in = alpha gW_inT^T, dL/db = alpha gb.)
+    (s = 1..T; dL/dW = alpha gW, and ``alpha gV`` stacks dL/dW_in^T over
+    dL/db, because ``v = [u, 1]``.)
 
     Parameters
     ----------
     block, b0, b1 : int, the block index and its row range.
     xs, rs : (T+1, B, N) states and rates of the forward pass.
-    inputs : (T, B, I) inputs of the forward pass.
+    drive_in : (T, B, I+1) drive inputs ``[u, 1]`` of the forward pass.
     W : (N, N) recurrent weights (C-contiguous).
     g_r : (T+1, B, N) other direct partials dL/dr (e.g. TCR), or empty
         (``shape[0] == 0``).
@@ -135,88 +141,60 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, inputs, W, alpha, phi_code, g_r,
     g_y : (T, B, O) dL/dy.
     W_out : (O, N) readout weights.
     ax : (T+1, B, N) output, dL/dx[s].
-    gW : (blocks, N, N), gW_inT : (blocks, I, N), gb : (blocks, N),
-    gW_out : (blocks, O, N), gb_out : (blocks, O): zeroed accumulators.
+    gW : (blocks, N, N), gV : (blocks, I+1, N), gW_out : (blocks, O, N),
+    gb_out : (blocks, O): zeroed accumulators.
     """
     T1, _, N = xs.shape
-    I = inputs.shape[2]
     O = W_out.shape[0]
+    rows = b1 - b0
     has_gr = g_r.shape[0] > 0
     has_gx = g_x.shape[0] > 0
     leak = 1.0 - alpha
-    D = np.empty((b1 - b0, N), dtype=xs.dtype)  # phi'(x[s]) of the block's rows
-    h = np.empty(N, dtype=xs.dtype)
-    back = np.empty((b1 - b0, N), dtype=xs.dtype)
-    outer = np.empty((N, N), dtype=xs.dtype)
-    transposed = xs.itemsize == 4  # see lfrnn_forward_rows_
-    backT = np.empty((N, b1 - b0) if transposed else (0, 0), dtype=xs.dtype)
-    WT = np.ascontiguousarray(W.T) if transposed else W[:0]
-    dW, dW_inT, db, dW_out, db_out = gW[block], gW_inT[block], gb[block], gW_out[block], gb_out[block]
+    H = np.zeros((rows, N), dtype=xs.dtype)
+    D = np.empty(rows * N if phi_code != 0 else 0, dtype=xs.dtype)  # phi'(x[s]), tanh inlines it
+    h = H.reshape(-1)
+    dW, dV, dW_out, db_out = gW[block], gV[block], gW_out[block], gb_out[block]
     for s in range(T1 - 1, -1, -1):
         last = s == T1 - 1
-        dphi_row_(xs[s, b0:b1].reshape(-1), rs[s, b0:b1].reshape(-1), D.reshape(-1), phi_code)
         if not last:
-            if transposed:
-                np.dot(WT, ax[s + 1, b0:b1].T, backT)
-            else:
-                np.dot(ax[s + 1, b0:b1], W, back)
-        for b in range(b0, b1):
-            # h = every direct partial dL/dr[s] plus the recurrent share
-            if last:
-                for i in range(N):
-                    h[i] = 0.0
-            else:
-                if transposed:
-                    for i in range(N):
-                        h[i] = alpha * backT[i, b - b0]
-                else:
-                    bk = back[b - b0]
-                    for i in range(N):
-                        h[i] = alpha * bk[i]
-            if has_gr:
-                gr = g_r[s, b]
-                for i in range(N):
-                    h[i] += gr[i]
-            if s > 0:
-                r_s = rs[s, b]
-                for o in range(O):
-                    go = g_y[s - 1, b, o]
-                    wo = W_out[o]
-                    gwo = dW_out[o]
-                    for i in range(N):
-                        h[i] += go * wo[i]
-                        gwo[i] += go * r_s[i]
-                    db_out[o] += go
-            d = D[b - b0]
-            a_s = ax[s, b]
-            if last:
-                for i in range(N):
-                    a_s[i] = d[i] * h[i]
-            else:
-                a_next = ax[s + 1, b]
-                for i in range(N):
-                    a_s[i] = d[i] * h[i] + leak * a_next[i]
-            if has_gx:
-                gx = g_x[s, b]
-                for i in range(N):
-                    a_s[i] += gx[i]
-            if s > 0:
-                for i in range(N):
-                    db[i] += a_s[i]
-                for k in range(I):
-                    uk = inputs[s - 1, b, k]
-                    wk = dW_inT[k]
-                    for i in range(N):
-                        wk[i] += uk * a_s[i]
+            gemm_(alpha, ax[s + 1, b0:b1], W, 0.0, H)
         if s > 0:
-            # ax[s]^T r[s-1] over the block's rows: one small BLAS product per
-            # step. (One large product over all steps afterwards was no
-            # faster: OpenBLAS serialises large GEMMs called from two threads
-            # at once, and threaded it leaves spinning threads behind.)
-            np.dot(ax[s, b0:b1].T, rs[s - 1, b0:b1], outer)
-            for i in range(N):
-                oi = outer[i]
-                wi = dW[i]
-                for j in range(N):
-                    wi[j] += oi[j]
-
+            gemm_(1.0, g_y[s - 1, b0:b1], W_out, 0.0 if last else 1.0, H)
+        elif last:
+            h[:] = 0.0
+        if has_gr:
+            gr = g_r[s, b0:b1].reshape(-1)
+            for j in range(h.shape[0]):
+                h[j] += gr[j]
+        a_s = ax[s, b0:b1].reshape(-1)
+        r_s = rs[s, b0:b1].reshape(-1)
+        if phi_code == 0:  # tanh: phi' = 1 - r^2, fused
+            if last:
+                for j in range(a_s.shape[0]):
+                    a_s[j] = (1.0 - r_s[j] * r_s[j]) * h[j]
+            else:
+                a_next = ax[s + 1, b0:b1].reshape(-1)
+                for j in range(a_s.shape[0]):
+                    a_s[j] = (1.0 - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
+        else:
+            dphi_row_(xs[s, b0:b1].reshape(-1), r_s, D, phi_code)
+            if last:
+                for j in range(a_s.shape[0]):
+                    a_s[j] = D[j] * h[j]
+            else:
+                a_next = ax[s + 1, b0:b1].reshape(-1)
+                for j in range(a_s.shape[0]):
+                    a_s[j] = D[j] * h[j] + leak * a_next[j]
+        if has_gx:
+            gx = g_x[s, b0:b1].reshape(-1)
+            for j in range(a_s.shape[0]):
+                a_s[j] += gx[j]
+        if s > 0:
+            a_rows = ax[s, b0:b1]
+            gemm_(1.0, a_rows, rs[s - 1, b0:b1], 1.0, dW, True, False)
+            gemm_(1.0, drive_in[s - 1, b0:b1], a_rows, 1.0, dV, True, False)
+            gy = g_y[s - 1, b0:b1]
+            gemm_(1.0, gy, rs[s, b0:b1], 1.0, dW_out, True, False)
+            for b in range(rows):
+                for o in range(O):
+                    db_out[o] += gy[b, o]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
-from ..kernels.lfrnn import lfrnn_backward_rows_, lfrnn_forward_rows_
+from ..kernels.lfrnn import drive_inputs, drive_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, empty3
 
@@ -134,9 +134,10 @@ class LFRNN(Network):
         rs = np.empty_like(xs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
-                   x0, inputs, np.ascontiguousarray(params["W_in"].T), params["b"], noise_k,
-                   dt(scale), np.ascontiguousarray(W.T), dt(self.alpha),
-                   PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
+                   x0, drive_inputs(inputs, self.dtype), drive_weights(params["W_in"], params["b"], self.dtype),
+                   noise_k, dt(scale), np.ascontiguousarray(W.T), dt(self.alpha),
+                   PHI_CODES[self.nonlinearity], np.ascontiguousarray(params["W_out"].T), params["b_out"],
+                   xs, rs, ys)
         return Trajectory(xs, rs, ys)
 
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
@@ -147,17 +148,18 @@ class LFRNN(Network):
         blocks = n_blocks(B, T, N * N)
         ax = np.empty_like(traj.states)
         acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
-               for name, shape in (("W", (N, N)), ("W_inT", (I, N)), ("b", (N,)), ("W_out", (O, N)), ("b_out", (O,)))}
+               for name, shape in (("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)), ("b_out", (O,)))}
         run_blocks(lfrnn_backward_rows_, B, blocks,
-                   traj.states, traj.rates, inputs, np.ascontiguousarray(W), self.dtype.type(a),
-                   PHI_CODES[self.nonlinearity], empty3(self.dtype) if d_rates is None else d_rates,
+                   traj.states, traj.rates, drive_inputs(inputs, self.dtype), np.ascontiguousarray(W),
+                   self.dtype.type(a), PHI_CODES[self.nonlinearity],
+                   empty3(self.dtype) if d_rates is None else d_rates,
                    empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"], ax,
-                   acc["W"], acc["W_inT"], acc["b"], acc["W_out"], acc["b_out"])
+                   acc["W"], acc["V"], acc["W_out"], acc["b_out"])
         total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         grads = {
             "W": a * total["W"],
-            "W_in": np.ascontiguousarray(a * total["W_inT"].T),
-            "b": a * total["b"],
+            "W_in": np.ascontiguousarray(a * total["V"][:I].T),
+            "b": a * total["V"][I],
             "W_out": total["W_out"],
             "b_out": total["b_out"],
         }
