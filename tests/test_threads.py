@@ -150,3 +150,91 @@ def test_parallel_normal_draws_do_not_depend_on_threads():
     assert not np.allclose(x[:75], x[75:150])
     small = standard_normal_chunks(np.random.default_rng(5), (3, 2))
     assert small.shape == (3, 2) and np.isfinite(small).all()
+
+
+def test_exception_does_not_leak_into_the_next_call(parallel):
+    calls = []
+
+    def kernel(block, b0, b1):
+        calls.append(block)
+        if block == 0:
+            raise KeyError("caller's block failed")
+        if block == 1 and len(calls) <= 2:
+            raise ValueError("worker's block failed")
+
+    with pytest.raises(KeyError):
+        threads.run_blocks(kernel, 4, 2)
+    calls.clear()
+
+    def fine(block, b0, b1):
+        calls.append(block)
+
+    threads.run_blocks(fine, 4, 2)  # the worker's old error must not surface here
+    assert sorted(calls) == [0, 1]
+
+
+def test_concurrent_callers_get_serial_results(parallel):
+    """Two Python threads running kernels at once: one gets the pool, the
+    other runs its blocks itself; both results equal a lone call."""
+    import threading as _threading
+
+    net, params, batch, noise = _case("lfrnn", "float64", B=8, T=40, N=24)
+    parallel(2)
+    want = net.forward(params, batch.inputs, noise=noise).outputs
+    results, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(20):
+                results.append(net.forward(params, batch.inputs, noise=noise).outputs)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    ts = [_threading.Thread(target=worker) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not errors and len(results) == 60
+    for got in results:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 2e-3])
+def test_spin_wait_setting_and_idle(parallel, seconds):
+    old = threads.spin_wait()
+    try:
+        threads.set_spin_wait(seconds)
+        assert threads.spin_wait() == seconds
+        net, params, batch, noise = _case("lfrnn", "float64")
+        parallel(2)
+        want = net.forward(params, batch.inputs, noise=noise).outputs
+        threads.idle_workers()  # workers asleep: the next call must wake them
+        np.testing.assert_array_equal(net.forward(params, batch.inputs, noise=noise).outputs, want)
+    finally:
+        threads.set_spin_wait(old)
+
+
+@pytest.mark.parametrize("bad", [-1e-3, float("nan"), True, "1"])
+def test_set_spin_wait_rejects(bad):
+    with pytest.raises(ConfigError, match="spin wait"):
+        threads.set_spin_wait(bad)
+
+
+def test_spin_wait_env_variable(monkeypatch):
+    monkeypatch.setenv("BIOPLASTIC_SPIN_WAIT_US", "250")
+    assert threads._default_spin_wait() == pytest.approx(250e-6)
+    monkeypatch.setenv("BIOPLASTIC_SPIN_WAIT_US", "-3")
+    with pytest.raises(ConfigError, match="BIOPLASTIC_SPIN_WAIT_US"):
+        threads._default_spin_wait()
+
+
+def test_atomic_flags_and_bounded_spin():
+    from bioplastic.kernels.spin import load_flag, spin_while_equal, spins_per_second, store_flag
+
+    flags = np.zeros((2, 16), dtype=np.int64)
+    store_flag(flags, 1, 8, 7)
+    assert flags[1, 8] == 7 and load_flag(flags, 1, 8) == 7
+    assert spin_while_equal(flags, 1, 8, 3, 10) == 7      # differs: returns at once
+    assert spin_while_equal(flags, 0, 0, 0, 1000) == 0    # times out with the same value
+    assert spins_per_second() > 1e4

@@ -4,9 +4,18 @@ Batch rows of a rate network never interact, so the Euler loop and its
 adjoint can run on disjoint row blocks in parallel, each block for all T
 steps, with no synchronisation per step. The row kernels are compiled with
 ``nogil=True``; this module runs one block in the calling thread and the
-others in a small pool of Python threads. That avoids numba's threading
+others on a small pool of worker threads. That avoids numba's threading
 layers: the GNU OpenMP one is not fork-safe (our process pools fork), and the
 workqueue one aborts on concurrent launches from two threads.
+
+Handing a block to a thread that sleeps costs tens to hundreds of
+microseconds on a virtual machine (its idle CPU has to be woken), a tenth of
+an N = 100 forward pass. So after each job a worker spins for a short while
+(``spin_wait``, 1 ms by default) on an atomic flag, in compiled code without
+the GIL, before it sleeps; the caller spins the same way while it waits for
+the workers' blocks. :func:`set_spin_wait` or ``BIOPLASTIC_SPIN_WAIT_US``
+change the time (0: always sleep), and :func:`idle_workers` sends spinning
+workers to sleep at once (the benchmark does so before timing a peer).
 
 While the blocks run, BLAS is held to one thread (:func:`blas_on_one_thread`):
 the blocks are the parallelism, and a threaded BLAS call inside a block would
@@ -19,23 +28,30 @@ The thread count defaults to the CPUs this process may use; set it with
 :func:`set_kernel_threads` or the ``BIOPLASTIC_NUM_THREADS`` environment
 variable. Worker processes of :func:`bioplastic.protocol.map_jobs` use one.
 Results do not depend on the number of blocks beyond the rounding of BLAS,
-which may group a row's sums differently for different block sizes.
+which may group a row's sums differently for different block sizes; and
+they never depend on whether the blocks ran on threads or one after another
+(a call that finds the pool busy, from a second thread, runs its blocks
+serially with the same bounds).
 """
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy as np
+
 from ..errors import ConfigError
+from .spin import load_flag, spin_while_equal, spins_per_second, store_flag
 
 # Below this much work per call (multiply-adds over all steps), a thread
 # hand-off (tens of microseconds) would cost more than it saves.
 MIN_PARALLEL_WORK = 2_000_000
+#: Default time a worker (or the waiting caller) spins before it sleeps.
+DEFAULT_SPIN_WAIT = 1e-3
 
 _lock = threading.Lock()
-_state = {"threads": None, "pool": None, "pool_pid": None, "pool_size": 0}
+_state = {"threads": None, "pool": None, "spin_wait": None}
 _blas = {"libs": None, "saved": None, "depth": 0}
 
 
@@ -102,16 +118,6 @@ def n_blocks(batch_size: int, n_steps: int, work_per_row_step: int) -> int:
     return threads
 
 
-def _pool(size: int) -> ThreadPoolExecutor:
-    # A forked child inherits the pool object but not its threads: rebuild.
-    pid = os.getpid()
-    with _lock:
-        if _state["pool"] is None or _state["pool_pid"] != pid or _state["pool_size"] < size:
-            _state["pool"] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="bioplastic-kernel")
-            _state["pool_pid"], _state["pool_size"] = pid, size
-        return _state["pool"]
-
-
 def _blas_libs():
     """threadpoolctl controllers of the loaded BLAS libraries (cached)."""
     if _blas["libs"] is None:
@@ -148,22 +154,173 @@ def blas_on_one_thread():
                     lib.set_num_threads(n)
 
 
+def _default_spin_wait() -> float:
+    env = os.environ.get("BIOPLASTIC_SPIN_WAIT_US")
+    if env:
+        try:
+            us = float(env)
+        except ValueError:
+            raise ConfigError(f"BIOPLASTIC_SPIN_WAIT_US must be a number of microseconds >= 0, got {env!r}") from None
+        if not us >= 0:
+            raise ConfigError(f"BIOPLASTIC_SPIN_WAIT_US must be a number of microseconds >= 0, got {env!r}")
+        return us * 1e-6
+    return DEFAULT_SPIN_WAIT
+
+
+def spin_wait() -> float:
+    """Seconds a worker or the waiting caller spins before it sleeps."""
+    if _state["spin_wait"] is None:
+        _state["spin_wait"] = _default_spin_wait()
+    return _state["spin_wait"]
+
+
+def set_spin_wait(seconds: float) -> None:
+    """Spin at most ``seconds`` before sleeping (0: sleep at once, as on a
+    machine shared with other work where a spinning core is a loss)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ConfigError(f"spin wait must be a number of seconds >= 0, got {seconds!r}")
+    _state["spin_wait"] = float(seconds)
+    pool = _state["pool"]
+    if pool is not None:
+        pool.set_spin_wait(float(seconds))
+
+
+class _WorkerPool:
+    """Worker threads that each run one row block per call of :meth:`run`.
+
+    ``flags[w, POSTED]`` counts the jobs posted to worker w and
+    ``flags[w, DONE]`` the jobs it finished (separate cache lines, so the
+    caller's and the worker's writes do not contend). One condition variable
+    carries every sleep and wake-up; notifying always, under its lock, makes
+    a lost wake-up impossible.
+    """
+
+    POSTED, DONE = 0, 8
+
+    def __init__(self, size: int, spin_seconds: float):
+        self.size = size
+        self.pid = os.getpid()
+        self.flags = np.zeros((size, 16), dtype=np.int64)
+        self.jobs = [None] * size
+        self.errors = [None] * size
+        self.cond = threading.Condition()
+        self.busy = threading.Lock()  # one caller at a time
+        self.rate = spins_per_second()
+        self.set_spin_wait(spin_seconds)
+        self.threads = [threading.Thread(target=self._loop, args=(w,), daemon=True,
+                                         name=f"bioplastic-kernel-{w}") for w in range(size)]
+        for t in self.threads:
+            t.start()
+
+    def set_spin_wait(self, seconds: float) -> None:
+        self.max_spins = int(seconds * self.rate)
+
+    def _loop(self, w: int) -> None:
+        seen, spins = 0, 0
+        flags, cond = self.flags, self.cond
+        while True:
+            posted = spin_while_equal(flags, w, self.POSTED, seen, spins)
+            if posted == seen:
+                with cond:
+                    while load_flag(flags, w, self.POSTED) == seen:
+                        cond.wait()
+                posted = load_flag(flags, w, self.POSTED)
+            seen = posted
+            job, self.jobs[w] = self.jobs[w], None
+            if job is None:  # idle(): acknowledge, then sleep without spinning
+                spins = 0
+            else:
+                kernel, args = job
+                try:
+                    kernel(*args)
+                except BaseException as exc:  # re-raised in the caller
+                    self.errors[w] = exc
+                spins = self.max_spins
+            store_flag(flags, w, self.DONE, posted)
+            with cond:
+                cond.notify_all()
+
+    def _post(self, jobs) -> list:
+        """Hand ``jobs[w]`` to worker w; return the generation numbers to await."""
+        posted = []
+        for w, job in enumerate(jobs):
+            self.jobs[w] = job
+            n = int(self.flags[w, self.POSTED]) + 1
+            store_flag(self.flags, w, self.POSTED, n)
+            posted.append(n)
+        with self.cond:
+            self.cond.notify_all()
+        return posted
+
+    def _await(self, posted) -> None:
+        flags, cond = self.flags, self.cond
+        for w, n in enumerate(posted):
+            if spin_while_equal(flags, w, self.DONE, n - 1, self.max_spins) != n:
+                with cond:
+                    while load_flag(flags, w, self.DONE) != n:
+                        cond.wait()
+
+    def idle(self) -> None:
+        """Workers stop spinning now and sleep until the next job."""
+        self._await(self._post([None] * self.size))
+
+    def run(self, kernel, bounds, args) -> None:
+        """Run block k > 0 on worker k-1 and block 0 here; wait; re-raise."""
+        posted = self._post([(kernel, (k, b0, b1) + args) for k, (b0, b1) in enumerate(bounds) if k > 0])
+        try:
+            kernel(0, *bounds[0], *args)
+        finally:
+            self._await(posted)
+            errors = [self.errors[w] for w in range(len(posted))]
+            self.errors[:len(posted)] = [None] * len(posted)
+        for exc in errors:
+            if exc is not None:
+                raise exc
+
+
+def _pool(size: int) -> _WorkerPool:
+    # A forked child inherits the pool object but not its threads: rebuild.
+    with _lock:
+        pool = _state["pool"]
+        if pool is None or pool.pid != os.getpid() or pool.size < size:
+            pool = _state["pool"] = _WorkerPool(size, spin_wait())
+        return pool
+
+
+def idle_workers() -> None:
+    """Send spinning workers to sleep now (they spin again after the next job).
+
+    For timing something else right after a kernel call: a spinning worker
+    holds a core for up to :func:`spin_wait` seconds.
+    """
+    pool = _state["pool"]
+    if pool is not None and pool.pid == os.getpid() and pool.busy.acquire(blocking=False):
+        try:
+            pool.idle()
+        finally:
+            pool.busy.release()
+
+
 def run_blocks(kernel, batch_size: int, blocks: int, *args) -> None:
     """Call ``kernel(k, b0, b1, *args)`` for the ``blocks`` contiguous row
     ranges ``b0:b1`` (k = 0..blocks-1, so a kernel can write per-block sums).
 
-    The first range runs in the calling thread, the others in the pool; the
-    call returns when all are done and re-raises the first exception.
+    The first range runs in the calling thread, the others on the worker
+    threads; the call returns when all are done and re-raises the first
+    exception. If another thread is using the workers, the ranges run here,
+    one after another.
     """
     bounds = [(k * batch_size // blocks, (k + 1) * batch_size // blocks) for k in range(blocks)]
     if blocks == 1:
         kernel(0, 0, batch_size, *args)
         return
     pool = _pool(blocks - 1)
-    with blas_on_one_thread():
-        futures = [pool.submit(kernel, k, b0, b1, *args) for k, (b0, b1) in enumerate(bounds) if k > 0]
-        try:
-            kernel(0, *bounds[0], *args)
-        finally:
-            for f in futures:
-                f.result()
+    if not pool.busy.acquire(blocking=False):
+        for k, (b0, b1) in enumerate(bounds):
+            kernel(k, b0, b1, *args)
+        return
+    try:
+        with blas_on_one_thread():
+            pool.run(kernel, bounds, args)
+    finally:
+        pool.busy.release()
