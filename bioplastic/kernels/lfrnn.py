@@ -30,6 +30,7 @@ from numba import njit
 
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
+from .tcr import tcr_step_grad_, tcr_step_sum_
 
 
 def drive_inputs(inputs, dtype):
@@ -110,7 +111,7 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_r, g_x, g_y, W_out,
-                         ax, gW, gV, gW_out, gb_out):
+                         tcr_on, tcr_weights, tcr_c, ax, gW, gV, gW_out, gb_out, tcr_sum):
     """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
     parameter gradients.
 
@@ -120,7 +121,14 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
         ax[s] = phi'(x[s]) * h[s] + (1 - alpha) ax[s+1] + g_x[s]    (loop over the block)
 
     where the ``g_y`` term (the readout's share: y[s-1] reads r[s]) is absent
-    at s = 0. The gradients are sums over these rows, accumulated by gemm
+    at s = 0. With ``tcr_on`` set, the TCR term of :mod:`.tcr` is added while
+    the activity is in cache, to g_r (rates) or g_x (states)::
+
+        c (e[s-1] (a[s] - a[s-1]) - e[s] (a[s+1] - a[s])),    c = 2 lambda_TCR / n
+
+    and the block's weighted sum of squared changes is written to
+    ``tcr_sum[block]`` (the caller divides by n). The gradients are sums over
+    these rows, accumulated by gemm
     into index ``block`` of the accumulators (the caller sums the blocks)::
 
         gW = sum_s ax[s]^T r[s-1]        gV = sum_s v[s-1]^T ax[s]
@@ -140,9 +148,12 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     g_x : (T+1, B, N) direct partials dL/dx, or empty.
     g_y : (T, B, O) dL/dy.
     W_out : (O, N) readout weights.
+    tcr_on : int, 0 (no TCR term), 1 (on the rates) or 2 (on the states).
+    tcr_weights : (T, B) epoch mask e, or (0, 0) for all ones.
+    tcr_c : float, 2 lambda_TCR / n (0: only the sum is measured).
     ax : (T+1, B, N) output, dL/dx[s].
     gW : (blocks, N, N), gV : (blocks, I+1, N), gW_out : (blocks, O, N),
-    gb_out : (blocks, O): zeroed accumulators.
+    gb_out : (blocks, O), tcr_sum : (blocks,): zeroed accumulators.
     """
     T1, _, N = xs.shape
     O = W_out.shape[0]
@@ -166,6 +177,10 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
             gr = g_r[s, b0:b1].reshape(-1)
             for j in range(h.shape[0]):
                 h[j] += gr[j]
+        if tcr_on == 1:
+            tcr_sum[block] += tcr_step_sum_(rs, s, b0, b1, tcr_weights)
+            if tcr_c != 0:
+                tcr_step_grad_(rs, s, b0, b1, tcr_weights, tcr_c, h, True)
         a_s = ax[s, b0:b1].reshape(-1)
         r_s = rs[s, b0:b1].reshape(-1)
         if phi_code == 0:  # tanh: phi' = 1 - r^2, fused
@@ -189,6 +204,10 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
             gx = g_x[s, b0:b1].reshape(-1)
             for j in range(a_s.shape[0]):
                 a_s[j] += gx[j]
+        if tcr_on == 2:
+            tcr_sum[block] += tcr_step_sum_(xs, s, b0, b1, tcr_weights)
+            if tcr_c != 0:
+                tcr_step_grad_(xs, s, b0, b1, tcr_weights, tcr_c, a_s, True)
         if s > 0:
             a_rows = ax[s, b0:b1]
             gemm_(1.0, a_rows, rs[s - 1, b0:b1], 1.0, dW, True, False)

@@ -277,15 +277,50 @@ class Network(ABC):
         -------
         dict mapping every parameter name to its gradient (same shape).
         """
-        params = self.check_params(params)
-        inputs = self.check_inputs(inputs)
+        params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
         T, B, _ = inputs.shape
-        d_outputs = as_array("d_outputs", d_outputs, self.dtype, shape=(T, B, self.n_outputs))
         shape = (T + 1, B, self.n_rates)
         d_rates = None if d_rates is None else as_array("d_rates", d_rates, self.dtype, shape=shape)
         d_states = None if d_states is None else as_array(
             "d_states", d_states, self.dtype, shape=(T + 1, B, traj.states.shape[2]))
         return self._backward(params, traj, inputs, d_outputs, d_rates, d_states)
+
+    def check_backward_args(self, params, inputs, d_outputs):
+        """``params``, ``inputs`` and ``d_outputs`` (T, B, O), checked and cast."""
+        params = self.check_params(params)
+        inputs = self.check_inputs(inputs)
+        T, B, _ = inputs.shape
+        return params, inputs, as_array("d_outputs", d_outputs, self.dtype, shape=(T, B, self.n_outputs))
+
+    def backward_with_tcr(self, params, traj: Trajectory, inputs, d_outputs, lambda_tcr, *, tcr_on="rates",
+                          epoch_mask=None) -> tuple[dict, float]:
+        """Gradients of ``L + lambda_TCR L_TCR`` and the value of L_TCR (SPEC 4).
+
+        ``L_TCR = sum e[t,b] ||a[t+1,b] - a[t,b]||^2 / n`` on the rates or the
+        states a; ``d_outputs`` is dL/dy of the other terms. The value is
+        measured even when ``lambda_tcr`` is 0 (a diagnostic).
+
+        Parameters
+        ----------
+        params, traj, inputs, d_outputs : as for :meth:`backward`
+        lambda_tcr : float, weight of the TCR term
+        tcr_on : {"rates", "states"}
+        epoch_mask : (T, B) weights e of the changes, or None (all ones)
+
+        Returns
+        -------
+        grads : dict, as :meth:`backward`
+        l_tcr : float
+        """
+        from ..training.loss import tcr_loss  # the training package imports this one
+
+        if tcr_on not in ("rates", "states"):
+            raise ConfigError(f"tcr_on must be 'rates' or 'states', got {tcr_on!r}")
+        act = traj.rates if tcr_on == "rates" else traj.states
+        l_tcr, d_act = tcr_loss(act, epoch_mask, grad_scale=lambda_tcr, need_grad=bool(lambda_tcr))
+        grads = self.backward(params, traj, inputs, d_outputs, d_rates=d_act if tcr_on == "rates" else None,
+                              d_states=d_act if tcr_on == "states" else None)
+        return grads, l_tcr
 
 
 EMPTY3 = {np.dtype("float64"): np.zeros((0, 0, 0)), np.dtype("float32"): np.zeros((0, 0, 0), np.float32)}

@@ -13,6 +13,9 @@ from ..kernels.lfrnn import drive_inputs, drive_weights, lfrnn_backward_rows_, l
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, empty3
 
+#: (0, 0) epoch weights standing for "all ones" in the kernels.
+NO_WEIGHTS = {np.dtype(d): np.zeros((0, 0), dtype=d) for d in ("float64", "float32")}
+
 
 class LFRNN(Network):
     """Leaky firing-rate RNN integrated with numba Euler steps.
@@ -140,7 +143,21 @@ class LFRNN(Network):
                    xs, rs, ys)
         return Trajectory(xs, rs, ys)
 
-    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
+    def backward_with_tcr(self, params, traj, inputs, d_outputs, lambda_tcr, *, tcr_on="rates",
+                          epoch_mask=None):
+        """As :meth:`Network.backward_with_tcr`, with the TCR term inside the
+        adjoint kernel: no separate pass over the activity, no gradient array."""
+        from ..training.loss import tcr_weights  # the training package imports this one
+
+        if tcr_on not in ("rates", "states"):
+            raise ConfigError(f"tcr_on must be 'rates' or 'states', got {tcr_on!r}")
+        params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
+        weights, n = tcr_weights(traj.states.shape, epoch_mask, self.dtype)
+        tcr = (1 if tcr_on == "rates" else 2, weights, self.dtype.type(2.0 * float(lambda_tcr) / n))
+        grads, tcr_sum = self._backward(params, traj, inputs, d_outputs, None, None, tcr)
+        return grads, float(tcr_sum / n)
+
+    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states, tcr=None):
         a = self.alpha
         T, B, I = inputs.shape
         N, O = self.n_units, self.n_outputs
@@ -149,12 +166,14 @@ class LFRNN(Network):
         ax = np.empty_like(traj.states)
         acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
                for name, shape in (("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)), ("b_out", (O,)))}
+        tcr_on, tcr_w, tcr_c = (0, NO_WEIGHTS[self.dtype], self.dtype.type(0)) if tcr is None else tcr
+        tcr_sum = np.zeros(blocks)
         run_blocks(lfrnn_backward_rows_, B, blocks,
                    traj.states, traj.rates, drive_inputs(inputs, self.dtype), np.ascontiguousarray(W),
                    self.dtype.type(a), PHI_CODES[self.nonlinearity],
                    empty3(self.dtype) if d_rates is None else d_rates,
-                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"], ax,
-                   acc["W"], acc["V"], acc["W_out"], acc["b_out"])
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
+                   tcr_on, tcr_w, tcr_c, ax, acc["W"], acc["V"], acc["W_out"], acc["b_out"], tcr_sum)
         total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         grads = {
             "W": a * total["W"],
@@ -163,7 +182,8 @@ class LFRNN(Network):
             "W_out": total["W_out"],
             "b_out": total["b_out"],
         }
-        return self._finish_grads(params, grads, ax)
+        grads = self._finish_grads(params, grads, ax)
+        return grads if tcr is None else (grads, float(tcr_sum.sum()))
 
     def _finish_grads(self, params, grads, ax):
         """Hook for subclasses that re-parametrise W (rank-one)."""

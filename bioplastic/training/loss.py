@@ -27,6 +27,29 @@ def task_loss(outputs, targets, mask):
     return loss, (2.0 / n) * err
 
 
+def tcr_weights(shape, epoch_mask, dtype):
+    """The kernels' epoch weights and the normaliser n of L_TCR.
+
+    Parameters
+    ----------
+    shape : (T+1, B, N) shape of the activity.
+    epoch_mask : (T, B) bool/float or None.
+    dtype : dtype of the activity.
+
+    Returns
+    -------
+    weights : (T, B) array of ``dtype``, or (0, 0) standing for all ones.
+    n : float, ``N sum(e)`` (``N T B`` without a mask), at least 1.
+    """
+    T1, B, N = shape
+    if epoch_mask is None:
+        return np.zeros((0, 0), dtype=dtype), max(float(N * (T1 - 1) * B), 1.0)
+    weights = np.ascontiguousarray(epoch_mask, dtype=dtype)
+    if weights.shape != (T1 - 1, B):
+        raise ShapeError(f"TCR epoch mask must have shape {(T1 - 1, B)}, got {weights.shape}")
+    return weights, max(float(N * weights.sum(dtype=np.float64)), 1.0)
+
+
 def tcr_loss(activity, epoch_mask=None, *, grad_scale=1.0, need_grad=True):
     """Temporal consistency loss on activity (T+1, B, N) and its gradient.
 
@@ -44,16 +67,7 @@ def tcr_loss(activity, epoch_mask=None, *, grad_scale=1.0, need_grad=True):
     grad : (T+1, B, N) grad_scale * dL_TCR/d activity, or None
     """
     activity = np.ascontiguousarray(activity)
-    T1, B, N = activity.shape
-    if epoch_mask is None:
-        weights = np.zeros((0, 0), dtype=activity.dtype)
-        n = float(N * (T1 - 1) * B)
-    else:
-        weights = np.ascontiguousarray(epoch_mask, dtype=activity.dtype)
-        if weights.shape != (T1 - 1, B):
-            raise ShapeError(f"TCR epoch mask must have shape {(T1 - 1, B)}, got {weights.shape}")
-        n = float(N * weights.sum(dtype=np.float64))
-    n = max(n, 1.0)
+    weights, n = tcr_weights(activity.shape, epoch_mask, activity.dtype)
     grad = np.empty_like(activity) if need_grad else np.zeros((0, 0, 0), dtype=activity.dtype)
     total = tcr_loss_(activity, weights, activity.dtype.type(float(grad_scale) / n), grad)
     return float(total / n), (grad if need_grad else None)

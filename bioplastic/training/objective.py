@@ -50,12 +50,11 @@ def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tc
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the caller
         l_task, d_out = task_loss(traj.outputs, targets, mask)
         # The TCR loss is always measured (a diagnostic); its gradient only enters when lambda > 0.
-        l_tcr, d_act = tcr_loss(traj.rates if tcr_on == "rates" else traj.states, epoch,
-                                grad_scale=lambda_tcr, need_grad=bool(need_grads and lambda_tcr))
-    grads = None
-    if need_grads:
-        grads = network.backward(params, traj, batch.inputs, d_out,
-                                 d_rates=d_act if tcr_on == "rates" else None,
-                                 d_states=d_act if tcr_on == "states" else None)
+        grads = None
+        if need_grads:
+            grads, l_tcr = network.backward_with_tcr(params, traj, batch.inputs, d_out, lambda_tcr,
+                                                     tcr_on=tcr_on, epoch_mask=epoch)
+        else:
+            l_tcr, _ = tcr_loss(traj.rates if tcr_on == "rates" else traj.states, epoch, need_grad=False)
     total = l_task + float(lambda_tcr) * l_tcr
     return Evaluation(total, l_task, l_tcr, grads, traj)
