@@ -18,9 +18,10 @@ case checks that the peer reproduces bioplastic's outputs (1e-6 in float64,
 1e-3 in float32), loss and gradients, and raises :class:`PeerMismatchError`
 otherwise. Torch is optional: without it the torch columns are ``None``.
 
-Timings exclude warm-up (numba compilation, torch's first-call setup); each
-implementation is timed in its own block of repeats, and medians are reported
-in milliseconds.
+Timings exclude warm-up (numba compilation, torch's first-call setup). The
+implementations are timed in blocks of repeats that take turns over
+:data:`ROUNDS` rounds, so that a slow spell of the machine falls on all of
+them, and medians over all calls are reported in milliseconds.
 
 Examples
 --------
@@ -311,33 +312,44 @@ def verify_peer(torch, net, params, batch, peer_class=None) -> dict:
     return {"max_output_diff": diff, "loss_rel": loss_rel, "grad_rel": grad_rel[worst]}
 
 
-def _median_ms(fn, repeats, warmup):
-    """Median wall time of ``fn()`` in ms, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+#: Timed blocks per implementation: the blocks of the implementations take
+#: turns, so that a slow spell of the machine (seen here: 1.5x for minutes,
+#: when a neighbour on the host is busy) falls on all of them alike.
+ROUNDS = 3
 
 
-def _time_blocks(fns, repeats, warmup):
-    """Median ms of each callable (None stays None), timed one block after another.
+def _time_blocks(fns, repeats, warmup, rounds=ROUNDS):
+    """Median ms of each callable (None stays None), timed in blocks that take turns.
 
-    Blocks rather than alternation: torch's OpenMP threads and numpy's
-    OpenBLAS threads spin for a while after each call, and alternating the
-    runtimes makes each pay for the other's spinning threads.
+    Each callable is called ``warmup`` times untimed, then the callables run
+    ``rounds`` times in turn, each time a block of ``ceil(repeats / rounds)``
+    timed calls; the median is taken over all of a callable's calls.
+
+    Blocks rather than alternation call by call: torch's OpenMP threads and
+    numpy's OpenBLAS threads spin for a while after each call, and
+    alternating the runtimes makes each pay for the other's spinning
+    threads. For the same reason bioplastic's kernel workers are sent to
+    sleep (:func:`~bioplastic.kernels.threads.idle_workers`) before each block.
     """
-    out = []
+    from .kernels.threads import idle_workers
+
+    per_block = max(1, -(-repeats // rounds))
+    times = [[] for _ in fns]
     for fn in fns:
-        if fn is None:
-            out.append(None)
-            continue
-        gc.collect()
-        out.append(_median_ms(fn, repeats, warmup))
-    return out
+        if fn is not None:
+            for _ in range(warmup):
+                fn()
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            if fn is None:
+                continue
+            idle_workers()
+            gc.collect()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                times[i].append(time.perf_counter() - t0)
+    return [None if fn is None else 1e3 * statistics.median(t) for fn, t in zip(fns, times)]
 
 
 def _record(case, what, ours, peer, module=None):

@@ -2,8 +2,31 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .errors import ConfigError, ShapeError
+
+
+@njit(cache=True, nogil=True)
+def _count_non_finite(flat):
+    """Number of NaN or inf entries of a 1-D float array, in one pass without
+    temporaries (``np.isfinite`` allocates a boolean array per check, which
+    costs as much as a small kernel when parameters are checked every call)."""
+    bad = 0
+    for i in range(flat.shape[0]):
+        v = flat[i]
+        if v - v != 0:  # NaN - NaN and inf - inf are NaN
+            bad += 1
+    return bad
+
+
+def count_non_finite(arr: np.ndarray) -> int:
+    """How many entries of ``arr`` are NaN or inf (0 for integer arrays)."""
+    if arr.dtype.kind != "f":
+        return 0
+    if arr.dtype.itemsize < 4 or arr.dtype.itemsize > 8:  # float16, longdouble: not numba types
+        return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    return int(_count_non_finite(np.ascontiguousarray(arr).reshape(-1)))
 
 
 def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finite=True):
@@ -22,9 +45,10 @@ def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finit
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
             want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
             raise ShapeError(f"{name} must have shape {want}, got {arr.shape}")
-    if finite and not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ShapeError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    if finite:
+        bad = count_non_finite(arr)
+        if bad:
+            raise ShapeError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
     return arr
 
 

@@ -378,3 +378,15 @@ def test_untrainable_arrays_untouched(kind):
     for name in net.param_names:
         same = np.array_equal(params[name], before[name])
         assert same == (name not in ("W_out", "b_out")), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int32])
+def test_count_non_finite(dtype):
+    from bioplastic.validation import count_non_finite
+
+    a = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    assert count_non_finite(a) == 0
+    if np.dtype(dtype).kind == "f":
+        a[0, 1, 2], a[1, 2, 3], a[1, 0, 0] = np.nan, np.inf, -np.inf
+        assert count_non_finite(a) == 3
+        assert count_non_finite(a[:, :, ::2]) == 2  # strided view: a[0, 1, 2] and a[1, 0, 0]
