@@ -36,6 +36,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .vector import prefer_wide_vectors
+
 PHI_CODES = {"tanh": 0, "relu": 1, "softplus": 2, "sigmoid": 3}
 
 N_CONSTANTS = 12
@@ -99,6 +101,7 @@ def tanh_row_(x, out, c):
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _tanh_expm1_row_(x, out):
     """float64 tanh from e^(-2|v|) - 1 (see the module docstring)."""
+    prefer_wide_vectors()
     for i in range(x.shape[0]):
         v = x[i]
         y = abs(v) + abs(v)
@@ -130,6 +133,7 @@ def _tanh_expm1_row_(x, out):
 def _tanh_rational_row_(x, out, c):
     """float32 tanh as v P(v^2) / Q(v^2), |v| clamped at 7.9053 (Eigen's
     ``ptanh`` for float): four times cheaper than the exp form."""
+    prefer_wide_vectors()
     clamp = c[0]
     a1, a3, a5, a7, a9, a11, a13 = c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     b0, b2, b4, b6 = c[8], c[9], c[10], c[11]
@@ -153,6 +157,7 @@ def _tanh_rational_row_(x, out, c):
 @njit(cache=True, error_model="numpy")
 def phi_row_(x, out, code, c):
     """out = phi(x) for 1-D rows; ``c = tanh_constants(x.dtype)`` (used by tanh)."""
+    prefer_wide_vectors()
     if code == 0:
         tanh_row_(x, out, c)
     elif code == 1:
@@ -171,6 +176,7 @@ def phi_row_(x, out, code, c):
 @njit(cache=True, error_model="numpy")
 def dphi_row_(x, r, out, code):
     """out = phi'(x) for 1-D rows, using the rates ``r = phi(x)`` when cheaper."""
+    prefer_wide_vectors()
     if code == 0:
         for i in range(x.shape[0]):
             out[i] = 1.0 - r[i] * r[i]

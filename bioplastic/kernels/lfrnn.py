@@ -31,6 +31,7 @@ from numba import njit
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
 from .tcr import tcr_step_grad_, tcr_step_sum_
+from .vector import prefer_wide_vectors
 
 
 def drive_inputs(inputs, dtype):
@@ -90,6 +91,7 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
     xs, rs : (T+1, B, N) outputs: states and rates, index 0 is the start.
     ys : (T, B, O) output: the readout y[t] = r[t+1] W_out^T + b_out.
     """
+    prefer_wide_vectors()
     T = drive_in.shape[0]
     O = W_outT.shape[1]
     has_noise = noise.shape[0] > 0
@@ -165,6 +167,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     gW : (blocks, N, N), gV : (blocks, I+1, N), gW_out : (blocks, O, N),
     gb_out : (blocks, O), tcr_sum : (blocks,): zeroed accumulators.
     """
+    prefer_wide_vectors()
     T1, _, N = xs.shape
     O = W_out.shape[0]
     rows = b1 - b0

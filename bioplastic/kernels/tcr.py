@@ -11,11 +11,14 @@ them over the whole array for the other models.
 """
 from numba import njit
 
+from .vector import prefer_wide_vectors
+
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _sum_sq_diff(a, b):
     """sum_i (a[i] - b[i])^2, vectorised (fastmath: the sum is split over
     SIMD lanes, so its rounding depends on the vector width)."""
+    prefer_wide_vectors()
     acc = 0.0
     for i in range(a.shape[0]):
         d = a[i] - b[i]
@@ -48,6 +51,7 @@ def tcr_step_grad_(act, s, b0, b1, weights, c, out, accumulate):
 
     ``c`` is 2 lambda_TCR / n; ``weights`` the (T, B) epoch mask or (0, 0).
     """
+    prefer_wide_vectors()
     T1, _, N = act.shape
     has_prev, has_next = s > 0, s < T1 - 1
     a_s = act[s, b0:b1].reshape(-1)
