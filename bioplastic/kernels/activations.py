@@ -158,11 +158,12 @@ def _tanh_rational_row_(x, out, c):
 def phi_row_(x, out, code, c):
     """out = phi(x) for 1-D rows; ``c = tanh_constants(x.dtype)`` (used by tanh)."""
     prefer_wide_vectors()
+    zero, one = x.dtype.type(0.0), x.dtype.type(1.0)  # float literals would promote float32 to float64
     if code == 0:
         tanh_row_(x, out, c)
     elif code == 1:
         for i in range(x.shape[0]):
-            out[i] = x[i] if x[i] > 0 else 0.0
+            out[i] = x[i] if x[i] > zero else zero
     elif code == 2:
         for i in range(x.shape[0]):
             v = x[i]
@@ -170,25 +171,26 @@ def phi_row_(x, out, code, c):
             out[i] = v + np.log1p(np.exp(-v)) if v > 0 else np.log1p(np.exp(v))
     else:
         for i in range(x.shape[0]):
-            out[i] = 1.0 / (1.0 + np.exp(-x[i]))
+            out[i] = one / (one + np.exp(-x[i]))
 
 
 @njit(cache=True, error_model="numpy")
 def dphi_row_(x, r, out, code):
     """out = phi'(x) for 1-D rows, using the rates ``r = phi(x)`` when cheaper."""
     prefer_wide_vectors()
+    zero, one = x.dtype.type(0.0), x.dtype.type(1.0)  # float literals would promote float32 to float64
     if code == 0:
         for i in range(x.shape[0]):
-            out[i] = 1.0 - r[i] * r[i]
+            out[i] = one - r[i] * r[i]
     elif code == 1:
         for i in range(x.shape[0]):
-            out[i] = 1.0 if x[i] > 0 else 0.0
+            out[i] = one if x[i] > zero else zero
     elif code == 2:
         for i in range(x.shape[0]):
-            out[i] = 1.0 / (1.0 + np.exp(-x[i]))
+            out[i] = one / (one + np.exp(-x[i]))
     else:
         for i in range(x.shape[0]):
-            out[i] = r[i] * (1.0 - r[i])
+            out[i] = r[i] * (one - r[i])
 
 
 @njit(cache=True, error_model="numpy")

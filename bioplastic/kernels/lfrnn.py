@@ -15,11 +15,13 @@ gradient in the adjoint.
 Each kernel works on the batch rows ``b0:b1`` for all T steps (compiled
 ``nogil``), so that :mod:`bioplastic.kernels.threads` can run disjoint row
 blocks on several cores with no synchronisation per step. A row block of a
-trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix, and every
-product is a BLAS ``gemm`` that reads or accumulates into such blocks in place
-(:func:`.blas.gemm_`, ``beta = 1``). What is left between the products runs as
-one vectorised loop over the whole block, not a loop per row: at N = 100 a
-loop per row costs more in set-up than in arithmetic.
+trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix. The products
+are BLAS ``gemm`` calls that read such blocks and accumulate into them in
+place (:func:`.blas.gemm_`, ``beta = 1``), except in the Euler step, where
+the input drive and the readout (one small dimension) are fused loops over
+the rows (:mod:`.small`); the elementwise work is one vectorised loop over
+the whole block. At N = 100 a BLAS call or a loop per row costs more in
+set-up than in arithmetic, so these choices were measured one by one.
 
 The rank-one RNN runs on these kernels with ``W = g chi + m n^T / N``.
 Kernels take and return plain arrays; allocation and checks happen in
@@ -30,6 +32,7 @@ from numba import njit
 
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
+from .small import combine_rows_, readout_rows_
 from .tcr import tcr_step_grad_, tcr_step_sum_
 from .vector import prefer_wide_vectors
 
@@ -64,16 +67,16 @@ def drive_weights(W_in, b, dtype):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, alpha, phi_code,
-                        W_outT, b_out, xs, rs, ys):
+                        W_out, b_out, xs, rs, ys):
     """Integrate T Euler steps in place for the batch rows ``b0:b1``.
 
     Per step and row block (rows b0:b1 of every array)::
 
-        x[t+1] = (1 - alpha) x[t] + s_noise xi[t]     one loop over the block
-        x[t+1] += alpha v[t] V                         gemm, K = I + 1
-        x[t+1] += alpha r[t] W^T                       gemm, K = N
-        r[t+1] = phi(x[t+1])                           one loop over the block
-        y[t] = b_out;  y[t] += r[t+1] W_out^T          gemm, K = N
+        x[t+1] = (1 - alpha) x[t] + alpha v[t] V      one loop per row (small.combine_rows_)
+        x[t+1] += s_noise xi[t]                         one loop over the block
+        x[t+1] += alpha r[t] W^T                        gemm, K = N
+        r[t+1] = phi(x[t+1])                            one loop over the block
+        y[t] = b_out + r[t+1] W_out^T                   one loop per row (small.readout_rows_)
 
     Parameters
     ----------
@@ -87,15 +90,14 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
     WT : (N, N) transposed recurrent weights (``W.T``, C-contiguous).
     alpha : float, dt / tau.
     phi_code : int, see ``PHI_CODES``.
-    W_outT : (N, O) transposed readout weights; b_out : (O,) readout bias.
+    W_out : (O, N) readout weights; b_out : (O,) readout bias.
     xs, rs : (T+1, B, N) outputs: states and rates, index 0 is the start.
     ys : (T, B, O) output: the readout y[t] = r[t+1] W_out^T + b_out.
     """
     prefer_wide_vectors()
     T = drive_in.shape[0]
-    O = W_outT.shape[1]
     has_noise = noise.shape[0] > 0
-    leak = 1.0 - alpha
+    leak = xs.dtype.type(1.0) - alpha  # in the data's dtype: a float literal would promote float32 loops to float64
     c = np.empty(N_CONSTANTS, xs.dtype)
     fill_constants_(c)
     for b in range(b0, b1):
@@ -103,22 +105,15 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
     phi_row_(xs[0, b0:b1].reshape(-1), rs[0, b0:b1].reshape(-1), phi_code, c)
     for t in range(T):
         x_next = xs[t + 1, b0:b1]
-        xn, xt = x_next.reshape(-1), xs[t, b0:b1].reshape(-1)
+        xn = x_next.reshape(-1)
+        combine_rows_(x_next, xs[t, b0:b1], leak, drive_in[t, b0:b1], V, alpha)
         if has_noise:
             nz = noise[t, b0:b1].reshape(-1)
             for j in range(xn.shape[0]):
-                xn[j] = leak * xt[j] + noise_scale * nz[j]
-        else:
-            for j in range(xn.shape[0]):
-                xn[j] = leak * xt[j]
-        gemm_(alpha, drive_in[t, b0:b1], V, 1.0, x_next)
+                xn[j] += noise_scale * nz[j]
         gemm_(alpha, rs[t, b0:b1], WT, 1.0, x_next)
         phi_row_(xn, rs[t + 1, b0:b1].reshape(-1), phi_code, c)
-        y = ys[t, b0:b1]
-        for b in range(b1 - b0):
-            for o in range(O):
-                y[b, o] = b_out[o]
-        gemm_(1.0, rs[t + 1, b0:b1], W_outT, 1.0, y)
+        readout_rows_(ys[t, b0:b1], rs[t + 1, b0:b1], W_out, b_out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -140,8 +135,8 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
 
     and the block's weighted sum of squared changes is written to
     ``tcr_sum[block]`` (the caller divides by n). The gradients are sums over
-    these rows, accumulated by gemm
-    into index ``block`` of the accumulators (the caller sums the blocks)::
+    these rows, accumulated by gemm into index ``block`` of the
+    accumulators (the caller sums the blocks)::
 
         gW = sum_s ax[s]^T r[s-1]        gV = sum_s v[s-1]^T ax[s]
         gW_out = sum_t g_y[t]^T r[t+1]   gb_out = sum_t g_y[t]
@@ -173,7 +168,8 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     rows = b1 - b0
     has_gr = g_r.shape[0] > 0
     has_gx = g_x.shape[0] > 0
-    leak = 1.0 - alpha
+    one = xs.dtype.type(1.0)  # float literals would promote float32 loops to float64
+    leak = one - alpha
     H = np.zeros((rows, N), dtype=xs.dtype)
     D = np.empty(rows * N if phi_code != 0 else 0, dtype=xs.dtype)  # phi'(x[s]), tanh inlines it
     h = H.reshape(-1)
@@ -199,11 +195,11 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
         if phi_code == 0:  # tanh: phi' = 1 - r^2, fused
             if last:
                 for j in range(a_s.shape[0]):
-                    a_s[j] = (1.0 - r_s[j] * r_s[j]) * h[j]
+                    a_s[j] = (one - r_s[j] * r_s[j]) * h[j]
             else:
                 a_next = ax[s + 1, b0:b1].reshape(-1)
                 for j in range(a_s.shape[0]):
-                    a_s[j] = (1.0 - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
+                    a_s[j] = (one - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
         else:
             dphi_row_(xs[s, b0:b1].reshape(-1), r_s, D, phi_code)
             if last:

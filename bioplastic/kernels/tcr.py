@@ -71,12 +71,13 @@ def tcr_step_grad_(act, s, b0, b1, weights, c, out, accumulate):
             for j in range(out.shape[0]):
                 out[j] -= c * (a_n[j] - a_s[j])
         return
+    zero = out.dtype.type(0.0)  # a float literal would promote float32 loops to float64
     for b in range(b0, b1):
         o = out[(b - b0) * N:(b - b0 + 1) * N]
         if not accumulate:
             o[:] = 0.0
-        cp = c * weights[s - 1, b] if has_prev else 0.0
-        cn = c * weights[s, b] if has_next else 0.0
+        cp = c * weights[s - 1, b] if has_prev else zero
+        cn = c * weights[s, b] if has_next else zero
         r = act[s, b]
         if cp != 0:
             rp = act[s - 1, b]

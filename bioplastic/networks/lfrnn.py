@@ -139,8 +139,7 @@ class LFRNN(Network):
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
                    x0, drive_inputs(inputs, self.dtype), drive_weights(params["W_in"], params["b"], self.dtype),
                    noise_k, dt(scale), np.ascontiguousarray(W.T), dt(self.alpha),
-                   PHI_CODES[self.nonlinearity], np.ascontiguousarray(params["W_out"].T), params["b_out"],
-                   xs, rs, ys)
+                   PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
         return Trajectory(xs, rs, ys)
 
     def backward_with_tcr(self, params, traj, inputs, d_outputs, lambda_tcr, *, tcr_on="rates",

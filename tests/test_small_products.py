@@ -1,0 +1,47 @@
+"""The fused small-dimension products of the LFRNN kernels against NumPy."""
+import numpy as np
+import pytest
+
+from bioplastic.kernels.small import combine_rows_, readout_rows_
+
+TOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 8, 9])
+def test_combine_rows(dtype, K):
+    rng = np.random.default_rng(K)
+    rows, N = 6, 37
+    base = rng.standard_normal((rows, N)).astype(dtype)
+    coef = rng.standard_normal((rows, K)).astype(dtype)
+    M = rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((rows, N), np.nan, dtype=dtype)
+    combine_rows_(out, base, dtype(0.8), coef, M, dtype(0.3))
+    want = 0.8 * base + 0.3 * coef.astype(np.float64) @ M
+    np.testing.assert_allclose(out, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("O", [1, 2, 3, 4, 7])
+def test_readout_rows(dtype, O):
+    rng = np.random.default_rng(O)
+    rows, N = 5, 101
+    r = rng.standard_normal((rows, N)).astype(dtype)
+    W_out = rng.standard_normal((O, N)).astype(dtype)
+    b_out = rng.standard_normal(O).astype(dtype)
+    y = np.empty((rows, O), dtype=dtype)
+    readout_rows_(y, r, W_out, b_out)
+    np.testing.assert_allclose(y, r.astype(np.float64) @ W_out.T + b_out, rtol=10 * TOL[dtype], atol=10 * TOL[dtype])
+
+
+def test_rows_of_larger_arrays():
+    """The kernels pass row blocks xs[t, b0:b1]: only those rows change."""
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((3, 8, 10))
+    before = xs.copy()
+    coef, M = rng.standard_normal((3, 2)), rng.standard_normal((2, 10))
+    combine_rows_(xs[1, 2:5], xs[0, 2:5], 0.5, coef, M, 1.0)
+    np.testing.assert_allclose(xs[1, 2:5], 0.5 * before[0, 2:5] + coef @ M, rtol=1e-13)
+    mask = np.ones_like(xs, dtype=bool)
+    mask[1, 2:5] = False
+    np.testing.assert_array_equal(xs[mask], before[mask])
