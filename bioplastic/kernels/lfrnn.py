@@ -118,14 +118,14 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_r, g_x, g_y, W_out,
-                         tcr_on, tcr_weights, tcr_c, ax, gW, gV, gW_out, gb_out, tcr_sum):
+                         tcr_on, tcr_weights, tcr_c, gW, gV, gW_out, gb_out, tcr_sum):
     """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
     parameter gradients.
 
-    Recursion, for s = T..0, with ``ax[T+1] = 0``::
+    Recursion for the adjoint ``a[s] = dL/dx[s]``, s = T..0, with ``a[T+1] = 0``::
 
-        h[s]  = alpha ax[s+1] W + g_y[s-1] W_out + g_r[s]           (gemm, gemm, loop)
-        ax[s] = phi'(x[s]) * h[s] + (1 - alpha) ax[s+1] + g_x[s]    (loop over the block)
+        h[s] = alpha a[s+1] W + g_y[s-1] W_out + g_r[s]           (gemm, gemm, loop)
+        a[s] = phi'(x[s]) * h[s] + (1 - alpha) a[s+1] + g_x[s]    (loop over the block)
 
     where the ``g_y`` term (the readout's share: y[s-1] reads r[s]) is absent
     at s = 0. With ``tcr_on`` set, the TCR term of :mod:`.tcr` is added while
@@ -138,11 +138,12 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     these rows, accumulated by gemm into index ``block`` of the
     accumulators (the caller sums the blocks)::
 
-        gW = sum_s ax[s]^T r[s-1]        gV = sum_s v[s-1]^T ax[s]
+        gW = sum_s a[s]^T r[s-1]         gV = sum_s v[s-1]^T a[s]
         gW_out = sum_t g_y[t]^T r[t+1]   gb_out = sum_t g_y[t]
 
     (s = 1..T; dL/dW = alpha gW, and ``alpha gV`` stacks dL/dW_in^T over
-    dL/db, because ``v = [u, 1]``.)
+    dL/db, because ``v = [u, 1]``.) Only a[s+1] and a[s] are kept, in two
+    (rows, N) buffers that stay in cache: the whole adjoint is never stored.
 
     Parameters
     ----------
@@ -158,7 +159,6 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     tcr_on : int, 0 (no TCR term), 1 (on the rates) or 2 (on the states).
     tcr_weights : (T, B) epoch mask e, or (0, 0) for all ones.
     tcr_c : float, 2 lambda_TCR / n (0: only the sum is measured).
-    ax : (T+1, B, N) output, dL/dx[s].
     gW : (blocks, N, N), gV : (blocks, I+1, N), gW_out : (blocks, O, N),
     gb_out : (blocks, O), tcr_sum : (blocks,): zeroed accumulators.
     """
@@ -173,11 +173,17 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     H = np.zeros((rows, N), dtype=xs.dtype)
     D = np.empty(rows * N if phi_code != 0 else 0, dtype=xs.dtype)  # phi'(x[s]), tanh inlines it
     h = H.reshape(-1)
-    dW, dV, dW_out, db_out = gW[block], gV[block], gW_out[block], gb_out[block]
+    A = np.zeros((2, rows, N), dtype=xs.dtype)  # a[s] in A[s % 2], a[s+1] in the other
+    dW, dV, dW_out = gW[block], gV[block], gW_out[block]
+    # the block's rows of gb_out and tcr_sum share cache lines with the other
+    # blocks': sum here, write once at the end
+    db_out = np.zeros(O, dtype=xs.dtype)
+    tcr_total = 0.0
     for s in range(T1 - 1, -1, -1):
         last = s == T1 - 1
+        a_rows, next_rows = A[s % 2], A[(s + 1) % 2]
         if not last:
-            gemm_(alpha, ax[s + 1, b0:b1], W, 0.0, H)
+            gemm_(alpha, next_rows, W, 0.0, H)
         if s > 0:
             gemm_(1.0, g_y[s - 1, b0:b1], W_out, 0.0 if last else 1.0, H)
         elif last:
@@ -187,17 +193,16 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
             for j in range(h.shape[0]):
                 h[j] += gr[j]
         if tcr_on == 1:
-            tcr_sum[block] += tcr_step_sum_(rs, s, b0, b1, tcr_weights)
+            tcr_total += tcr_step_sum_(rs, s, b0, b1, tcr_weights)
             if tcr_c != 0:
                 tcr_step_grad_(rs, s, b0, b1, tcr_weights, tcr_c, h, True)
-        a_s = ax[s, b0:b1].reshape(-1)
+        a_s, a_next = a_rows.reshape(-1), next_rows.reshape(-1)
         r_s = rs[s, b0:b1].reshape(-1)
         if phi_code == 0:  # tanh: phi' = 1 - r^2, fused
             if last:
                 for j in range(a_s.shape[0]):
                     a_s[j] = (one - r_s[j] * r_s[j]) * h[j]
             else:
-                a_next = ax[s + 1, b0:b1].reshape(-1)
                 for j in range(a_s.shape[0]):
                     a_s[j] = (one - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
         else:
@@ -206,7 +211,6 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
                 for j in range(a_s.shape[0]):
                     a_s[j] = D[j] * h[j]
             else:
-                a_next = ax[s + 1, b0:b1].reshape(-1)
                 for j in range(a_s.shape[0]):
                     a_s[j] = D[j] * h[j] + leak * a_next[j]
         if has_gx:
@@ -214,11 +218,10 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
             for j in range(a_s.shape[0]):
                 a_s[j] += gx[j]
         if tcr_on == 2:
-            tcr_sum[block] += tcr_step_sum_(xs, s, b0, b1, tcr_weights)
+            tcr_total += tcr_step_sum_(xs, s, b0, b1, tcr_weights)
             if tcr_c != 0:
                 tcr_step_grad_(xs, s, b0, b1, tcr_weights, tcr_c, a_s, True)
         if s > 0:
-            a_rows = ax[s, b0:b1]
             gemm_(1.0, a_rows, rs[s - 1, b0:b1], 1.0, dW, True, False)
             gemm_(1.0, drive_in[s - 1, b0:b1], a_rows, 1.0, dV, True, False)
             gy = g_y[s - 1, b0:b1]
@@ -226,3 +229,6 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
             for b in range(rows):
                 for o in range(O):
                     db_out[o] += gy[b, o]
+    for o in range(O):
+        gb_out[block, o] = db_out[o]
+    tcr_sum[block] = tcr_total

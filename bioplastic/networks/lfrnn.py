@@ -162,7 +162,6 @@ class LFRNN(Network):
         N, O = self.n_units, self.n_outputs
         W = self.recurrent_weights(params)
         blocks = n_blocks(B, T, N * N)
-        ax = np.empty_like(traj.states)
         acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
                for name, shape in (("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)), ("b_out", (O,)))}
         tcr_on, tcr_w, tcr_c = (0, NO_WEIGHTS[self.dtype], self.dtype.type(0)) if tcr is None else tcr
@@ -172,7 +171,7 @@ class LFRNN(Network):
                    self.dtype.type(a), PHI_CODES[self.nonlinearity],
                    empty3(self.dtype) if d_rates is None else d_rates,
                    empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
-                   tcr_on, tcr_w, tcr_c, ax, acc["W"], acc["V"], acc["W_out"], acc["b_out"], tcr_sum)
+                   tcr_on, tcr_w, tcr_c, acc["W"], acc["V"], acc["W_out"], acc["b_out"], tcr_sum)
         total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         grads = {
             "W": a * total["W"],
@@ -181,9 +180,9 @@ class LFRNN(Network):
             "W_out": total["W_out"],
             "b_out": total["b_out"],
         }
-        grads = self._finish_grads(params, grads, ax)
+        grads = self._finish_grads(params, grads)
         return grads if tcr is None else (grads, float(tcr_sum.sum()))
 
-    def _finish_grads(self, params, grads, ax):
+    def _finish_grads(self, params, grads):
         """Hook for subclasses that re-parametrise W (rank-one)."""
         return grads

@@ -87,7 +87,7 @@ class RankOneRNN(LFRNN):
         """Effective recurrent matrix ``g chi + m n^T / N``."""
         return self.g * params["chi"] + np.outer(params["m"], params["n"]) / self.n_units
 
-    def _finish_grads(self, params, grads, ax):
+    def _finish_grads(self, params, grads):
         dW = grads.pop("W")
         N = self.n_units
         out = {

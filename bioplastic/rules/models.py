@@ -174,7 +174,7 @@ def to_model_grads(network, params, form_grads: dict) -> dict:
             # the network's own chain rule; the other entries are placeholders
             full = {n: np.zeros_like(params[n]) for n in ("W_in", "b", "W_out", "b_out")}
             full["W"] = g
-            chained = network._finish_grads(params, full, None)
+            chained = network._finish_grads(params, full)
             out.update({n: chained[n] for n in ("chi", "m", "n")})
             continue
         name = names.get(k)
