@@ -45,3 +45,18 @@ def test_rows_of_larger_arrays():
     mask = np.ones_like(xs, dtype=bool)
     mask[1, 2:5] = False
     np.testing.assert_array_equal(xs[mask], before[mask])
+
+
+@pytest.mark.parametrize("I", [0, 1, 2, 3, 4, 6])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_drive_inputs_append_a_column_of_ones(I, dtype):
+    from bioplastic.kernels.lfrnn import drive_inputs, drive_weights
+
+    rng = np.random.default_rng(I)
+    u = rng.standard_normal((5, 4, I))
+    v = drive_inputs(u, dtype)
+    assert v.shape == (5, 4, I + 1) and v.dtype == dtype
+    np.testing.assert_array_equal(v[..., :I], u.astype(dtype))
+    np.testing.assert_array_equal(v[..., I], 1)
+    W_in, b = rng.standard_normal((7, I)), rng.standard_normal(7)
+    np.testing.assert_allclose(v @ drive_weights(W_in, b, dtype), u @ W_in.T + b, rtol=1e-5, atol=1e-5)

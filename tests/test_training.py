@@ -145,3 +145,34 @@ def test_global_norm_matches_numpy():
              "c": rng.standard_normal((4, 6))[:, ::2]}
     want = np.sqrt(sum(np.sum(np.asarray(g, float) ** 2) for g in grads.values()))
     assert global_norm(grads) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_kernel_matches_the_numpy_formula_bit_for_bit(dtype):
+    """The compiled Adam step keeps NumPy's arithmetic (dtype and order), and
+    state_dict hands out copies that later steps leave alone."""
+    from bioplastic.networks.base import Params
+    from bioplastic.training.optim import Adam
+
+    rng = np.random.default_rng(0)
+    p = Params({"W": rng.standard_normal((9, 9)).astype(dtype), "b": rng.standard_normal(9).astype(dtype)})
+    opt = Adam(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-7)
+    m = {k: 0 for k in p}
+    v = {k: 0 for k in p}
+    want = {k: a.copy() for k, a in p.items()}
+    saved = None
+    for t in range(1, 8):
+        g = {k: rng.standard_normal(a.shape).astype(dtype) for k, a in p.items()}
+        before = {k: a for k, a in p.items()}
+        opt.step(p, g)
+        for k in want:
+            m[k] = 0.8 * m[k] + (1 - 0.8) * g[k]
+            v[k] = 0.99 * v[k] + (1 - 0.99) * g[k] * g[k]
+            delta = 1e-2 * (m[k] / (1 - 0.8 ** t)) / (np.sqrt(v[k] / (1 - 0.99 ** t)) + 1e-7)
+            want[k] = want[k] - delta.astype(dtype)
+            np.testing.assert_array_equal(p[k], want[k])
+            assert p[k] is not before[k]  # a new array: old references keep their values
+        if t == 3:
+            saved = opt.state_dict()
+            saved_m = saved["_m"]["W"].copy()
+    np.testing.assert_array_equal(saved["_m"]["W"], saved_m)

@@ -47,13 +47,32 @@ def drive_inputs(inputs, dtype):
 
 @njit(cache=True, nogil=True)
 def _append_ones(u, v):
-    # one pass; NumPy's two strided assignments cost 20 us at T=100, B=32
+    # one pass over rows; NumPy's two strided assignments cost 20 us at T=100, B=32
     T, B, I = u.shape
-    for t in range(T):
-        for b in range(B):
-            for k in range(I):
-                v[t, b, k] = u[t, b, k]
-            v[t, b, I] = 1.0
+    uf = u.reshape(T * B, I)
+    vf = v.reshape(T * B, I + 1)
+    one = v.dtype.type(1.0)
+    # the tasks' widths (1 to 3) spelt out: an inner loop per row costs 3x more
+    if I == 1:
+        for r in range(T * B):
+            vf[r, 0], vf[r, 1] = uf[r, 0], one
+    elif I == 2:
+        for r in range(T * B):
+            vf[r, 0], vf[r, 1], vf[r, 2] = uf[r, 0], uf[r, 1], one
+    elif I == 3:
+        for r in range(T * B):
+            vf[r, 0], vf[r, 1], vf[r, 2], vf[r, 3] = uf[r, 0], uf[r, 1], uf[r, 2], one
+    else:
+        _append_ones_any(uf, vf, one)
+
+
+@njit(cache=True, nogil=True)
+def _append_ones_any(uf, vf, one):
+    I = uf.shape[1]
+    for r in range(uf.shape[0]):
+        for k in range(I):
+            vf[r, k] = uf[r, k]
+        vf[r, I] = one
 
 
 def drive_weights(W_in, b, dtype):

@@ -6,9 +6,11 @@ arrays in ``params.trainable``, masking gradients and enforcing constraints.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..errors import ConfigError
 from ..kernels.linalg import sum_squares_
+from ..kernels.vector import prefer_wide_vectors
 from ..registry import Registry
 from ..validation import positive
 
@@ -36,15 +38,21 @@ class Optimizer:
         self.lr = positive("lr", lr)
 
     def step(self, params, grads: dict) -> None:
-        """Apply one update in place to the trainable arrays of ``params``."""
-        reference = params.copy()
+        """Update the trainable arrays of ``params`` (each gets a new array;
+        arrays handed out before, e.g. to a checkpoint, keep their values)."""
+        reference = params.copy() if params.constraints else None
         for name in params.trainable:
             g = grads[name]
             c = params.constraints.get(name)
             if c is not None:
                 g = c.mask_gradient(g)
-            params[name] = params[name] - self._delta(name, g).astype(params[name].dtype, copy=False)
-        params.enforce(reference)
+            params[name] = self._updated(name, params[name], g)
+        if reference is not None:
+            params.enforce(reference)
+
+    def _updated(self, name, value, grad):
+        """The new value of parameter ``name`` (a new array)."""
+        return value - self._delta(name, grad).astype(value.dtype, copy=False)
 
     def _delta(self, name, grad):  # pragma: no cover - overridden
         return self.lr * grad
@@ -53,13 +61,15 @@ class Optimizer:
     _slots: tuple[str, ...] = ()
 
     def state_dict(self) -> dict:
-        """Per-parameter state, ``{slot: {param: value}}``, for checkpoints."""
-        return {slot: dict(getattr(self, slot)) for slot in self._slots}
+        """Per-parameter state, ``{slot: {param: value}}``, for checkpoints (copies)."""
+        return {slot: {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                       for k, v in getattr(self, slot).items()} for slot in self._slots}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (resume)."""
         for slot in self._slots:
-            setattr(self, slot, dict(state.get(slot, {})))
+            setattr(self, slot, {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+                                 for k, v in state.get(slot, {}).items()})
 
 
 @OPTIMIZERS.register("sgd")
@@ -101,14 +111,44 @@ class Adam(Optimizer):
 
     _slots = ("_m", "_v", "_t")
 
-    def _delta(self, name, grad):
+    def _updated(self, name, value, grad):
+        # One compiled pass instead of ten NumPy temporaries; the moments are
+        # updated in place (state_dict hands out copies). The arithmetic is
+        # NumPy's, in the parameter's dtype and order, so results are the same bits.
+        grad = np.ascontiguousarray(grad, dtype=value.dtype)
+        value = np.ascontiguousarray(value)
         t = self._t.get(name, 0) + 1
-        m = self.beta1 * self._m.get(name, 0) + (1 - self.beta1) * grad
-        v = self.beta2 * self._v.get(name, 0) + (1 - self.beta2) * grad * grad
+        m, v = self._m.get(name), self._v.get(name)
+        if not (isinstance(m, np.ndarray) and m.shape == value.shape and m.dtype == value.dtype
+                and isinstance(v, np.ndarray) and v.shape == value.shape and v.dtype == value.dtype):
+            m = np.zeros_like(value) if m is None else np.array(np.broadcast_to(m, value.shape), dtype=value.dtype)
+            v = np.zeros_like(value) if v is None else np.array(np.broadcast_to(v, value.shape), dtype=value.dtype)
         self._m[name], self._v[name], self._t[name] = m, v, t
-        m_hat = m / (1 - self.beta1 ** t)
-        v_hat = v / (1 - self.beta2 ** t)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        c = np.array([self.lr, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2,
+                      1 - self.beta1 ** t, 1 - self.beta2 ** t, self.eps], dtype=value.dtype)
+        out = np.empty_like(value)
+        _adam_(value.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), out.reshape(-1), c)
+        return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam_(p, g, m, v, out, c):
+    """One Adam step, written to ``out``; ``m`` and ``v`` updated in place::
+
+        m = b1 m + (1-b1) g;   v = b2 v + ((1-b2) g) g
+        out = p - (lr m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    ``c = [lr, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps]`` in the dtype of p.
+    """
+    prefer_wide_vectors()
+    lr, b1, c1, b2, c2, bias1, bias2, eps = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        out[i] = p[i] - lr * (mi / bias1) / (np.sqrt(vi / bias2) + eps)
 
 
 def make_optimizer(name: str, **settings) -> Optimizer:
