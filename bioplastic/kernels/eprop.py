@@ -34,15 +34,19 @@ import numpy as np
 from numba import njit
 
 from ..errors import ShapeError
-from .activations import dphi_, phi_
+from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
+from .blas import gemm_
+from .small import readout_rows_
 from .stp import _stp_matvec, stp_step_
+from .tcr import _sum_sq_diff
 from .threads import n_blocks, run_blocks
+from .vector import prefer_wide_vectors
 
 #: Steps per flush of the chunk buffers (uniform-leak path).
 CHUNK = 16
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, leak, gain, phi_code,
            read_states, per_synapse, eta_s, decay_s, zero_diag, S, outputs,
            E, Eu, Eb, Ea, Lbuf, Rbuf, Ubuf, gW, gWin, gb, gWout, gbout, ga, stats):
@@ -79,6 +83,7 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
     stats : (2,) out: masked squared error ``0.5 sum cmask (y-y*)^2`` (the
         task loss) and ``sum (r[t+1] - r[t])^2``.
     """
+    prefer_wide_vectors()
     T = inputs.shape[0]
     B, N = x0.shape
     O = W_out.shape[0]
@@ -87,12 +92,16 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
     has_stp = S.shape[0] > 0
     rec_out = outputs.shape[0] > 0
     do_leak = Ea.shape[0] > 0
+    one = x0.dtype.type(1.0)  # float literals would promote float32 loops to float64
     lk = leak[0]
+    c = np.empty(N_CONSTANTS, x0.dtype)
+    fill_constants_(c)
     x = x0.copy()
     r = np.empty((B, N), dtype=x0.dtype)
-    phi_(x, r, phi_code)
+    phi_row_(x.reshape(-1), r.reshape(-1), phi_code, c)
     xn = np.empty_like(x)
     rn = np.empty_like(x)
+    rec = np.empty_like(x)
     d = np.empty_like(x)
     L = np.empty_like(x)
     srec = np.zeros_like(x)
@@ -102,16 +111,25 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
         _stp_matvec(S, r, srec)
     k = 0
     for t in range(T):
-        rec = np.dot(r, WT)
+        # x[t+1] = leak x[t] + gain (r (W + S)^T + u W_in^T + b) + noise
+        gemm_(one, r, WT, 0.0, rec)
         ut = inputs[t, b0:b0 + B]
-        drv = np.dot(ut, W_inT)
+        if I > 0:
+            gemm_(one, ut, W_inT, one, rec)
         for b in range(B):
-            for i in range(N):
-                v = leak[i] * x[b, i] + gain * (rec[b, i] + srec[b, i] + drv[b, i] + bias[i])
-                if has_noise:
-                    v += noise[t, b0 + b, i]
-                xn[b, i] = v
-        phi_(xn, rn, phi_code)
+            xr, xo, rr = x[b], xn[b], rec[b]
+            if has_stp:
+                sr = srec[b]
+                for i in range(N):
+                    xo[i] = leak[i] * xr[i] + gain * (rr[i] + sr[i] + bias[i])
+            else:
+                for i in range(N):
+                    xo[i] = leak[i] * xr[i] + gain * (rr[i] + bias[i])
+            if has_noise:
+                nz = noise[t, b0 + b]
+                for i in range(N):
+                    xo[i] += nz[i]
+        phi_row_(xn.reshape(-1), rn.reshape(-1), phi_code, c)
         # eligibility traces eps[t+1] from eps[t] and the activity at step t
         if per_synapse:
             for b in range(B):
@@ -122,9 +140,10 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
                     for j in range(I):
                         Eu[b, i, j] = li * Eu[b, i, j] + gain * ut[b, j]
         else:
+            Ef, rf = E.reshape(-1), r.reshape(-1)
+            for j in range(Ef.shape[0]):
+                Ef[j] = lk * Ef[j] + gain * rf[j]
             for b in range(B):
-                for j in range(N):
-                    E[b, 0, j] = lk * E[b, 0, j] + gain * r[b, j]
                 for j in range(I):
                     Eu[b, 0, j] = lk * Eu[b, 0, j] + gain * ut[b, j]
         for i in range(N):
@@ -135,37 +154,29 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
                     Ea[b, i] = leak[i] * Ea[b, i] + x[b, i]
         # readout, error, exact readout gradient
         read = xn if read_states else rn
+        readout_rows_(y, read, W_out, b_out)
         for b in range(B):
             for o in range(O):
-                acc = b_out[o]
-                for i in range(N):
-                    acc += W_out[o, i] * read[b, i]
-                y[b, o] = acc
+                acc = y[b, o]
                 e = cmask[t, b0 + b, o] * (acc - targets[t, b0 + b, o])
                 err[b, o] = e
                 stats[0] += 0.5 * e * (acc - targets[t, b0 + b, o])
                 gbout[o] += e
-                for i in range(N):
-                    gWout[o, i] += e * read[b, i]
                 if rec_out:
                     outputs[t, b0 + b, o] = acc
+        gemm_(one, err, read, one, gWout, True, False)
         # learning signal L = (err F) * phi'(x[t+1])
-        if read_states:
-            for b in range(B):
-                for i in range(N):
-                    d[b, i] = 1.0
-        else:
-            dphi_(xn, rn, d, phi_code)
-        for b in range(B):
-            for i in range(N):
-                acc = 0.0
-                for o in range(O):
-                    acc += err[b, o] * F[o, i]
-                L[b, i] = acc * d[b, i]
+        gemm_(one, err, F, 0.0, L)
+        if not read_states:
+            dphi_row_(xn.reshape(-1), rn.reshape(-1), d.reshape(-1), phi_code)
+            Lf, df = L.reshape(-1), d.reshape(-1)
+            for j in range(Lf.shape[0]):
+                Lf[j] *= df[j]
         # accumulate L * eps
         for b in range(B):
+            Lb = L[b]
             for i in range(N):
-                gb[i] += L[b, i] * Eb[i]
+                gb[i] += Lb[i] * Eb[i]
         if do_leak:
             for b in range(B):
                 for i in range(N):
@@ -181,30 +192,26 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
                             gWin[i, j] += li * Eu[b, i, j]
         else:
             base = k * B
-            for b in range(B):
-                for i in range(N):
-                    Lbuf[base + b, i] = L[b, i]
-                    Rbuf[base + b, i] = E[b, 0, i]
-                for j in range(I):
-                    Ubuf[base + b, j] = Eu[b, 0, j]
+            Lbuf[base:base + B] = L
+            Rbuf[base:base + B] = E[:, 0, :]
+            Ubuf[base:base + B] = Eu[:, 0, :]
             k += 1
             if k * B == Lbuf.shape[0]:
-                gW += np.dot(Lbuf.T, Rbuf)
-                gWin += np.dot(Lbuf.T, Ubuf)
+                gemm_(one, Lbuf, Rbuf, one, gW, True, False)
+                if I > 0:
+                    gemm_(one, Lbuf, Ubuf, one, gWin, True, False)
                 k = 0
         # short-term plasticity and the TCR measure
         if has_stp:
             stp_step_(S, x, xn, r, rn, eta_s, decay_s, zero_diag, srec)
-        for b in range(B):
-            for i in range(N):
-                dr = rn[b, i] - r[b, i]
-                stats[1] += dr * dr
+        stats[1] += _sum_sq_diff(rn.reshape(-1), r.reshape(-1))
         x, xn = xn, x
         r, rn = rn, r
     if not per_synapse and k > 0:
         n = k * B
-        gW += np.dot(Lbuf[:n].T, Rbuf[:n])
-        gWin += np.dot(Lbuf[:n].T, Ubuf[:n])
+        gemm_(one, Lbuf[:n], Rbuf[:n], one, gW, True, False)
+        if I > 0:
+            gemm_(one, Lbuf[:n], Ubuf[:n], one, gWin, True, False)
 
 
 def eprop_leaky(x0, inputs, targets, cmask, noise, W_in, bias, W, W_out, b_out, feedback, leak, gain,
