@@ -161,8 +161,9 @@ def test_eprop_kernel_rejects_bad_shapes(rng):
         eprop_leaky(*args)
 
 
-def test_node_perturbation_kernel_matches_einsum(rng):
-    T, B, N, M, I = 6, 4, 5, 3, 2
+@pytest.mark.parametrize("T", [1, 3, 6, 9])
+def test_node_perturbation_kernel_matches_einsum(rng, T):
+    B, N, M, I = 4, 5, 3, 2
     xi, pre, pre_in, dpre = (rng.standard_normal(s) for s in ((T, B, N), (T, B, M), (T, B, I), (T, B, N)))
     mod = rng.standard_normal(B)
     s = node_perturbation_sums(xi, mod, pre=pre, pre_in=pre_in, dpre=dpre)
@@ -170,6 +171,25 @@ def test_node_perturbation_kernel_matches_einsum(rng):
     np.testing.assert_allclose(s["pre_in"], np.einsum("b,tbi,tbj->ij", mod, xi, pre_in), atol=1e-12)
     np.testing.assert_allclose(s["bias"], np.einsum("b,tbi->i", mod, xi), atol=1e-12)
     np.testing.assert_allclose(s["diag"], np.einsum("b,tbi,tbi->i", mod, xi, dpre), atol=1e-12)
+
+
+def test_node_perturbation_sums_do_not_depend_on_the_thread_count(rng, monkeypatch):
+    from bioplastic.kernels import threads
+
+    monkeypatch.setattr(threads, "MIN_PARALLEL_WORK", 0)
+    xi, pre = rng.standard_normal((13, 6, 7)), rng.standard_normal((13, 6, 7))
+    mod = rng.standard_normal(6)
+    old = threads.kernel_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            threads.set_kernel_threads(n)
+            outs.append(node_perturbation_sums(xi, mod, pre=pre))
+    finally:
+        threads.set_kernel_threads(old)
+    for s in outs[1:]:
+        for k in ("pre", "bias"):
+            np.testing.assert_array_equal(s[k], outs[0][k])
 
 
 def test_node_perturbation_kernel_rejects_nonfinite_reward(rng):
