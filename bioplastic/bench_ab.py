@@ -1,0 +1,118 @@
+"""Paired A/B timing of this checkout against an earlier git revision (a developer tool).
+
+``bioplastic bench`` compares bioplastic with PyTorch. To see what one
+change to the kernels is worth, compare two versions of bioplastic instead,
+in one process, call by call: the machine this project runs on has slow
+spells of a minute or more (a busy neighbour on the host; seen: 1.5x), and
+timings taken minutes apart mix them with the change. Here each call of the
+old version is followed by one of the new (the order alternates), and the
+ratio of each pair is kept; the report gives the median ratio and its
+quartiles.
+
+Run from a git checkout::
+
+    python -m bioplastic.bench_ab HEAD~3                 # N=100 B=32 T=100
+    python -m bioplastic.bench_ab HEAD~3 512,128,200     # other sizes
+
+The old revision's ``bioplastic/`` is extracted with ``git archive`` into a
+temporary folder and imported under another name; its numba cache lives
+there, so the first run compiles it. Both versions' kernel workers are sent
+to sleep before every timed call, so neither spins against the other.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OLD_NAME = "bioplastic_ab_old"
+
+
+def extract_revision(rev: str, into: Path) -> None:
+    """``bioplastic/`` of git revision ``rev`` as package :data:`OLD_NAME` in ``into``."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "bioplastic"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "bioplastic").rename(into / OLD_NAME)
+    pattern = re.compile(r"\b(from|import) bioplastic\b")
+    for path in (into / OLD_NAME).rglob("*.py"):
+        text = path.read_text()
+        if pattern.search(text):
+            path.write_text(pattern.sub(rf"\1 {OLD_NAME}", text))
+
+
+def paired_ratios(old_fn, new_fn, calls: int, idle_old, idle_new) -> tuple[list, list, list]:
+    """Times of ``calls`` alternating pairs and the ratios old / new."""
+    t_old, t_new = [], []
+    for k in range(calls):
+        order = ((old_fn, t_old, idle_new), (new_fn, t_new, idle_old))
+        for fn, out, idle_other in (order if k % 2 == 0 else order[::-1]):
+            idle_other()
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return t_old, t_new, [a / b for a, b in zip(t_old, t_new)]
+
+
+def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print) -> list[dict]:
+    """Paired forward and BPTT timings of ``rev`` against this checkout."""
+    from .bench import Case, _setup, bioplastic_step
+    from .kernels.threads import idle_workers
+    from .training.optim import Adam
+
+    tmp = tempfile.mkdtemp(prefix="bioplastic-ab-")
+    extract_revision(rev, Path(tmp))
+    sys.path.insert(0, tmp)
+    old_bench = importlib.import_module(f"{OLD_NAME}.bench")
+    old_net_mod = importlib.import_module(f"{OLD_NAME}.networks.lfrnn")
+    old_optim = importlib.import_module(f"{OLD_NAME}.training.optim")
+    old_threads = importlib.import_module(f"{OLD_NAME}.kernels.threads")
+    idle_old = getattr(old_threads, "idle_workers", lambda: None)
+    records = []
+    for (N, B, T) in sizes:
+        for dtype in dtypes:
+            net, params, batch = _setup(Case(N, B, T, dtype))
+            old_net = old_net_mod.LFRNN(N, net.n_inputs, net.n_outputs, g=net.g, nonlinearity=net.nonlinearity,
+                                        dt=net.dt, tau=net.tau, dtype=dtype)
+            p_old, p_new = params.copy(), params.copy()
+            o_old, o_new = old_optim.Adam(lr=1e-3), Adam(lr=1e-3)
+            pairs = {
+                "forward": (lambda: old_net.forward(params, batch.inputs), lambda: net.forward(params, batch.inputs)),
+                "bptt": (lambda: old_bench.bioplastic_step(old_net, p_old, batch, o_old),
+                         lambda: bioplastic_step(net, p_new, batch, o_new)),
+            }
+            calls = min(150, max(10, int(150 * (100 ** 2 * 32 * 100) / (N * N * B * T))))
+            for what, (old_fn, new_fn) in pairs.items():
+                for _ in range(3):
+                    old_fn()
+                    new_fn()
+                t_old, t_new, ratios = paired_ratios(old_fn, new_fn, calls, idle_old, idle_workers)
+                q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+                rec = {"case": Case(N, B, T, dtype).name, "what": what, "old_ms": 1e3 * statistics.median(t_old),
+                       "new_ms": 1e3 * statistics.median(t_new), "speedup": med, "q1": q1, "q3": q3, "pairs": calls}
+                records.append(rec)
+                log(f"{rec['case']:26s} {what:7s} old {rec['old_ms']:8.3f} ms  new {rec['new_ms']:8.3f} ms  "
+                    f"speed-up {med:.3f} (quartiles {q1:.3f} to {q3:.3f}, {calls} pairs)")
+    return records
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    sizes = [tuple(int(v) for v in s.split(",")) for s in argv[1:]] or [(100, 32, 100)]
+    compare(argv[0], sizes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

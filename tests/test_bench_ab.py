@@ -1,0 +1,50 @@
+"""The paired A/B tool: extracting a revision, and (slow) a tiny comparison."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bioplastic import bench_ab
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _in_git_checkout() -> bool:
+    if shutil.which("git") is None:
+        return False
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode == 0
+
+
+needs_git = pytest.mark.skipif(not _in_git_checkout(), reason="needs a git checkout of bioplastic")
+
+
+@needs_git
+def test_extract_revision_renames_the_package(tmp_path):
+    bench_ab.extract_revision("HEAD", tmp_path)
+    pkg = tmp_path / bench_ab.OLD_NAME
+    assert (pkg / "__init__.py").exists() and (pkg / "kernels" / "lfrnn.py").exists()
+    for path in pkg.rglob("*.py"):
+        text = path.read_text()
+        assert "from bioplastic." not in text and "import bioplastic\n" not in text, path
+
+
+@needs_git
+@pytest.mark.slow
+def test_compare_gives_paired_records():
+    records = bench_ab.compare("HEAD", [(8, 2, 3)], dtypes=("float64",), log=lambda line: None)
+    assert [r["what"] for r in records] == ["forward", "bptt"]
+    for r in records:
+        assert r["old_ms"] > 0 and r["new_ms"] > 0 and r["q1"] <= r["speedup"] <= r["q3"]
+
+
+def test_bench_parts_table():
+    from bioplastic import bench_parts
+
+    result = bench_parts.measure(N=12, B=16, T=5, rounds=2, dtypes=("float64",))
+    parts = result["float64"]
+    assert list(parts)[0] == "forward, whole kernel" and len(parts) == 9
+    assert all(v > 0 for v in parts.values())
+    assert "recurrent product" in bench_parts.format_parts(result)
+    with pytest.raises(ValueError, match="at least 16"):
+        bench_parts.measure(N=12, B=8, T=5)
