@@ -136,6 +136,15 @@ def lfrnn_forward_rows_(block, b0, b1, x0, drive_in, V, noise, noise_scale, WT, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _add_tcr(act, s, b0, b1, weights, c, out):
+    """Add the TCR gradient of step s to the flat ``out`` (unless ``c`` is 0)
+    and return the step's weighted sum of squared changes."""
+    if c != 0:
+        tcr_step_grad_(act, s, b0, b1, weights, c, out, True)
+    return tcr_step_sum_(act, s, b0, b1, weights)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_r, g_x, g_y, W_out,
                          tcr_on, tcr_weights, tcr_c, gW, gV, gW_out, gb_out, tcr_sum):
     """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
@@ -199,47 +208,31 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     db_out = np.zeros(O, dtype=xs.dtype)
     tcr_total = 0.0
     for s in range(T1 - 1, -1, -1):
-        last = s == T1 - 1
-        a_rows, next_rows = A[s % 2], A[(s + 1) % 2]
-        if not last:
-            gemm_(alpha, next_rows, W, 0.0, H)
+        a_rows, next_rows = A[s % 2], A[(s + 1) % 2]  # next_rows is a[T+1] = 0 at s = T
+        gemm_(alpha, next_rows, W, 0.0, H)
         if s > 0:
-            gemm_(1.0, g_y[s - 1, b0:b1], W_out, 0.0 if last else 1.0, H)
-        elif last:
-            h[:] = 0.0
+            gemm_(1.0, g_y[s - 1, b0:b1], W_out, 1.0, H)
         if has_gr:
             gr = g_r[s, b0:b1].reshape(-1)
             for j in range(h.shape[0]):
                 h[j] += gr[j]
         if tcr_on == 1:
-            tcr_total += tcr_step_sum_(rs, s, b0, b1, tcr_weights)
-            if tcr_c != 0:
-                tcr_step_grad_(rs, s, b0, b1, tcr_weights, tcr_c, h, True)
+            tcr_total += _add_tcr(rs, s, b0, b1, tcr_weights, tcr_c, h)
         a_s, a_next = a_rows.reshape(-1), next_rows.reshape(-1)
         r_s = rs[s, b0:b1].reshape(-1)
         if phi_code == 0:  # tanh: phi' = 1 - r^2, fused
-            if last:
-                for j in range(a_s.shape[0]):
-                    a_s[j] = (one - r_s[j] * r_s[j]) * h[j]
-            else:
-                for j in range(a_s.shape[0]):
-                    a_s[j] = (one - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
+            for j in range(a_s.shape[0]):
+                a_s[j] = (one - r_s[j] * r_s[j]) * h[j] + leak * a_next[j]
         else:
             dphi_row_(xs[s, b0:b1].reshape(-1), r_s, D, phi_code)
-            if last:
-                for j in range(a_s.shape[0]):
-                    a_s[j] = D[j] * h[j]
-            else:
-                for j in range(a_s.shape[0]):
-                    a_s[j] = D[j] * h[j] + leak * a_next[j]
+            for j in range(a_s.shape[0]):
+                a_s[j] = D[j] * h[j] + leak * a_next[j]
         if has_gx:
             gx = g_x[s, b0:b1].reshape(-1)
             for j in range(a_s.shape[0]):
                 a_s[j] += gx[j]
         if tcr_on == 2:
-            tcr_total += tcr_step_sum_(xs, s, b0, b1, tcr_weights)
-            if tcr_c != 0:
-                tcr_step_grad_(xs, s, b0, b1, tcr_weights, tcr_c, a_s, True)
+            tcr_total += _add_tcr(xs, s, b0, b1, tcr_weights, tcr_c, a_s)
         if s > 0:
             gemm_(1.0, a_rows, rs[s - 1, b0:b1], 1.0, dW, True, False)
             gemm_(1.0, drive_in[s - 1, b0:b1], a_rows, 1.0, dV, True, False)

@@ -55,15 +55,24 @@ _state = {"threads": None, "pool": None, "spin_wait": None}
 _blas = {"libs": None, "saved": None, "depth": 0}
 
 
+def _env_number(name: str, convert, minimum, what: str):
+    """The environment variable ``name`` converted, or None when unset; a
+    ConfigError naming it when it is not ``what``."""
+    env = os.environ.get(name)
+    if not env:
+        return None
+    try:
+        value = convert(env)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, got {env!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be {what}, got {env!r}")
+    return value
+
+
 def _default_threads() -> int:
-    env = os.environ.get("BIOPLASTIC_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ConfigError(f"BIOPLASTIC_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ConfigError(f"BIOPLASTIC_NUM_THREADS must be a positive integer, got {env!r}")
+    n = _env_number("BIOPLASTIC_NUM_THREADS", int, 1, "a positive integer")
+    if n is not None:
         return n
     try:
         return len(os.sched_getaffinity(0))
@@ -155,16 +164,8 @@ def blas_on_one_thread():
 
 
 def _default_spin_wait() -> float:
-    env = os.environ.get("BIOPLASTIC_SPIN_WAIT_US")
-    if env:
-        try:
-            us = float(env)
-        except ValueError:
-            raise ConfigError(f"BIOPLASTIC_SPIN_WAIT_US must be a number of microseconds >= 0, got {env!r}") from None
-        if not us >= 0:
-            raise ConfigError(f"BIOPLASTIC_SPIN_WAIT_US must be a number of microseconds >= 0, got {env!r}")
-        return us * 1e-6
-    return DEFAULT_SPIN_WAIT
+    us = _env_number("BIOPLASTIC_SPIN_WAIT_US", float, 0, "a number of microseconds >= 0")
+    return DEFAULT_SPIN_WAIT if us is None else us * 1e-6
 
 
 def spin_wait() -> float:
