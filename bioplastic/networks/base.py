@@ -314,13 +314,21 @@ class Network(ABC):
         """
         from ..training.loss import tcr_loss  # the training package imports this one
 
-        if tcr_on not in ("rates", "states"):
-            raise ConfigError(f"tcr_on must be 'rates' or 'states', got {tcr_on!r}")
+        check_tcr_on(tcr_on)
         act = traj.rates if tcr_on == "rates" else traj.states
         l_tcr, d_act = tcr_loss(act, epoch_mask, grad_scale=lambda_tcr, need_grad=bool(lambda_tcr))
         grads = self.backward(params, traj, inputs, d_outputs, d_rates=d_act if tcr_on == "rates" else None,
                               d_states=d_act if tcr_on == "states" else None)
         return grads, l_tcr
+
+
+TCR_TARGETS = ("rates", "states")
+
+
+def check_tcr_on(tcr_on) -> None:
+    """ConfigError unless ``tcr_on`` names an activity TCR can act on."""
+    if tcr_on not in TCR_TARGETS:
+        raise ConfigError(f"tcr_on must be one of {TCR_TARGETS}, got {tcr_on!r}")
 
 
 EMPTY3 = {np.dtype("float64"): np.zeros((0, 0, 0)), np.dtype("float32"): np.zeros((0, 0, 0), np.float32)}

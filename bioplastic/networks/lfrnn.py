@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, drive_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
-from .base import Constraint, Network, Trajectory, empty3
+from .base import Constraint, Network, Trajectory, check_tcr_on, empty3
 
 #: (0, 0) epoch weights standing for "all ones" in the kernels.
 NO_WEIGHTS = {np.dtype(d): np.zeros((0, 0), dtype=d) for d in ("float64", "float32")}
@@ -148,15 +148,19 @@ class LFRNN(Network):
         adjoint kernel: no separate pass over the activity, no gradient array."""
         from ..training.loss import tcr_weights  # the training package imports this one
 
-        if tcr_on not in ("rates", "states"):
-            raise ConfigError(f"tcr_on must be 'rates' or 'states', got {tcr_on!r}")
+        check_tcr_on(tcr_on)
         params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
         weights, n = tcr_weights(traj.states.shape, epoch_mask, self.dtype)
         tcr = (1 if tcr_on == "rates" else 2, weights, self.dtype.type(2.0 * float(lambda_tcr) / n))
-        grads, tcr_sum = self._backward(params, traj, inputs, d_outputs, None, None, tcr)
-        return grads, float(tcr_sum / n)
+        grads, tcr_sum = self._adjoint(params, traj, inputs, d_outputs, None, None, tcr)
+        return grads, tcr_sum / n
 
-    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states, tcr=None):
+    def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
+        return self._adjoint(params, traj, inputs, d_outputs, d_rates, d_states, None)[0]
+
+    def _adjoint(self, params, traj, inputs, d_outputs, d_rates, d_states, tcr):
+        """The adjoint kernel on checked arrays: (grads, TCR sum of squared
+        changes); ``tcr`` is (1 rates / 2 states, epoch weights, 2 lambda / n) or None."""
         a = self.alpha
         T, B, I = inputs.shape
         N, O = self.n_units, self.n_outputs
@@ -180,8 +184,7 @@ class LFRNN(Network):
             "W_out": total["W_out"],
             "b_out": total["b_out"],
         }
-        grads = self._finish_grads(params, grads)
-        return grads if tcr is None else (grads, float(tcr_sum.sum()))
+        return self._finish_grads(params, grads), float(tcr_sum.sum())
 
     def _finish_grads(self, params, grads):
         """Hook for subclasses that re-parametrise W (rank-one)."""

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..networks.base import check_tcr_on
 from .loss import task_loss, tcr_loss
 from .optim import global_norm  # noqa: F401 - re-exported, one implementation
 
-TCR_TARGETS = ("rates", "states")
 
 
 @dataclass
@@ -37,8 +37,7 @@ def loss_and_grads(network, params, batch, *, lambda_tcr=0.0, tcr_on="rates", tc
     tcr_epoch : str or None, name of a task epoch restricting TCR to it
     noise : (T, B, N) standard-normal noise or None
     """
-    if tcr_on not in TCR_TARGETS:
-        raise ConfigError(f"tcr_on must be one of {TCR_TARGETS}, got {tcr_on!r}")
+    check_tcr_on(tcr_on)
     epoch = None
     if tcr_epoch is not None:
         if tcr_epoch not in batch.epochs:
