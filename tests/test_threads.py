@@ -238,3 +238,15 @@ def test_atomic_flags_and_bounded_spin():
     assert spin_while_equal(flags, 1, 8, 3, 10) == 7      # differs: returns at once
     assert spin_while_equal(flags, 0, 0, 0, 1000) == 0    # times out with the same value
     assert spins_per_second() > 1e4
+
+
+def test_a_larger_pool_ends_the_old_workers(parallel):
+    import threading as _threading
+
+    net, params, batch, noise = _case("lfrnn", "float64", B=8)
+    parallel(2)
+    want = net.forward(params, batch.inputs, noise=noise).outputs
+    parallel(4)
+    np.testing.assert_allclose(net.forward(params, batch.inputs, noise=noise).outputs, want, rtol=1e-12, atol=1e-12)
+    workers = [t for t in _threading.enumerate() if t.name.startswith("bioplastic-kernel-")]
+    assert len(workers) == threads._state["pool"].size  # the smaller pool's threads are gone

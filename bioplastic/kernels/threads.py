@@ -228,6 +228,9 @@ class _WorkerPool:
                 posted = load_flag(flags, w, self.POSTED)
             seen = posted
             job, self.jobs[w] = self.jobs[w], None
+            if job is _STOP:
+                store_flag(flags, w, self.DONE, posted)
+                return
             if job is None:  # idle(): acknowledge, then sleep without spinning
                 spins = 0
             else:
@@ -265,6 +268,12 @@ class _WorkerPool:
         """Workers stop spinning now and sleep until the next job."""
         self._await(self._post([None] * self.size))
 
+    def stop(self) -> None:
+        """Workers end (the pool is being replaced by a larger one)."""
+        self._await(self._post([_STOP] * self.size))
+        for t in self.threads:
+            t.join()
+
     def run(self, kernel, bounds, args) -> None:
         """Run block k > 0 on worker k-1 and block 0 here; wait; re-raise."""
         posted = self._post([(kernel, (k, b0, b1) + args) for k, (b0, b1) in enumerate(bounds) if k > 0])
@@ -279,13 +288,26 @@ class _WorkerPool:
                 raise exc
 
 
+_STOP = object()  # a job that ends a worker
+
+
 def _pool(size: int) -> _WorkerPool:
     # A forked child inherits the pool object but not its threads: rebuild.
+    replaced = None
     with _lock:
         pool = _state["pool"]
         if pool is None or pool.pid != os.getpid() or pool.size < size:
+            if pool is not None and pool.pid == os.getpid():
+                replaced = pool
             pool = _state["pool"] = _WorkerPool(size, spin_wait())
-        return pool
+    # End the smaller pool's threads, unless a caller is still using it (then
+    # they are left asleep: waiting here could deadlock a nested call).
+    if replaced is not None and replaced.busy.acquire(blocking=False):
+        try:
+            replaced.stop()
+        finally:
+            replaced.busy.release()
+    return pool
 
 
 def idle_workers() -> None:
