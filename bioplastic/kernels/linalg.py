@@ -18,20 +18,6 @@ def dot_(a, b):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def vdot_(a, b):
-    """sum_i a[i] b[i] for 1-D arrays, vectorised.
-
-    ``fastmath`` lets LLVM split the sum over SIMD lanes (the order of the
-    additions differs from a left-to-right loop by rounding only); a strict
-    left-to-right reduction would be one dependent FMA after another.
-    """
-    acc = a[0] * 0.0
-    for i in range(a.shape[0]):
-        acc += a[i] * b[i]
-    return acc
-
-
-@njit(cache=True, nogil=True, fastmath=True)
 def sum_squares_(a):
     """sum_i a[i]^2 in float64 for a 1-D array, without BLAS.
 
