@@ -38,7 +38,7 @@ from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
 from .small import readout_rows_
 from .stp import _stp_matvec, stp_step_
-from .tcr import _sum_sq_diff
+from .tcr import sum_sq_diff_
 from .threads import n_blocks, run_blocks
 from .vector import prefer_wide_vectors
 
@@ -204,7 +204,7 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
         # short-term plasticity and the TCR measure
         if has_stp:
             stp_step_(S, x, xn, r, rn, eta_s, decay_s, zero_diag, srec)
-        stats[1] += _sum_sq_diff(rn.reshape(-1), r.reshape(-1))
+        stats[1] += sum_sq_diff_(rn.reshape(-1), r.reshape(-1))
         x, xn = xn, x
         r, rn = rn, r
     if not per_synapse and k > 0:

@@ -15,7 +15,7 @@ from .vector import prefer_wide_vectors
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _sum_sq_diff(a, b):
+def sum_sq_diff_(a, b):
     """sum_i (a[i] - b[i])^2, vectorised (fastmath: the sum is split over
     SIMD lanes, so its rounding depends on the vector width)."""
     prefer_wide_vectors()
@@ -35,12 +35,12 @@ def tcr_step_sum_(act, s, b0, b1, weights):
     if s == 0:
         return 0.0
     if weights.shape[0] == 0:
-        return _sum_sq_diff(act[s, b0:b1].reshape(-1), act[s - 1, b0:b1].reshape(-1))
+        return sum_sq_diff_(act[s, b0:b1].reshape(-1), act[s - 1, b0:b1].reshape(-1))
     total = 0.0
     for b in range(b0, b1):
         w = weights[s - 1, b]
         if w != 0:
-            total += w * _sum_sq_diff(act[s, b], act[s - 1, b])
+            total += w * sum_sq_diff_(act[s, b], act[s - 1, b])
     return total
 
 
