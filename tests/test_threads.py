@@ -250,3 +250,41 @@ def test_a_larger_pool_ends_the_old_workers(parallel):
     np.testing.assert_allclose(net.forward(params, batch.inputs, noise=noise).outputs, want, rtol=1e-12, atol=1e-12)
     workers = [t for t in _threading.enumerate() if t.name.startswith("bioplastic-kernel-")]
     assert len(workers) == threads._state["pool"].size  # the smaller pool's threads are gone
+
+
+_NO_SPIN_SCRIPT = """
+import numpy as np
+from bioplastic import make_network
+from bioplastic.kernels import threads
+threads.MIN_PARALLEL_WORK = 0
+net = make_network("lfrnn", 3, 2, n_units=20, dtype="float64")
+rng = np.random.default_rng(0)
+params = net.init_params(rng)
+u = rng.standard_normal((30, 8, 3))
+outs = []
+for k in (2, 3, 5, 2):           # grows the pool twice: the old workers are stopped
+    threads.set_kernel_threads(k)
+    outs.append(net.forward(params, u).outputs)
+    threads.idle_workers()
+for got in outs[1:]:
+    np.testing.assert_allclose(got, outs[0], rtol=1e-12, atol=1e-12)
+print("ok")
+"""
+
+
+def test_workers_never_spin_and_nothing_hangs():
+    """With no spinning at all, every hand-off, idle and stop goes through
+    the condition variable: a missing notify hangs here (in a child process,
+    so the suite reports a failure instead of hanging)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, BIOPLASTIC_SPIN_WAIT_US="0")
+    try:
+        done = subprocess.run([sys.executable, "-c", _NO_SPIN_SCRIPT], env=env, capture_output=True,
+                              text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kernel worker pool hung with BIOPLASTIC_SPIN_WAIT_US=0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

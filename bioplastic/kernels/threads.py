@@ -230,6 +230,8 @@ class _WorkerPool:
             job, self.jobs[w] = self.jobs[w], None
             if job is _STOP:
                 store_flag(flags, w, self.DONE, posted)
+                with cond:  # the caller may already be asleep in _await
+                    cond.notify_all()
                 return
             if job is None:  # idle(): acknowledge, then sleep without spinning
                 spins = 0
