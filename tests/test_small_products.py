@@ -22,6 +22,22 @@ def test_combine_rows(dtype, K):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 8, 9])
+def test_combine_rows_with_implicit_bias_row(dtype, K):
+    """coef with one column fewer than M has rows: M's last row is added with
+    coefficient 1 (the forward kernel passes u and [W_in^T; b] this way)."""
+    rng = np.random.default_rng(10 + K)
+    rows, N = 5, 33
+    base = rng.standard_normal((rows, N)).astype(dtype)
+    coef = rng.standard_normal((rows, K - 1)).astype(dtype)
+    M = rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((rows, N), np.nan, dtype=dtype)
+    combine_rows_(out, base, dtype(0.8), coef, M, dtype(0.3))
+    want = 0.8 * base + 0.3 * (coef.astype(np.float64) @ M[:-1] + M[-1])
+    np.testing.assert_allclose(out, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("O", [1, 2, 3, 4, 7])
 def test_readout_rows(dtype, O):
     rng = np.random.default_rng(O)
@@ -60,3 +76,18 @@ def test_drive_inputs_append_a_column_of_ones(I, dtype):
     np.testing.assert_array_equal(v[..., I], 1)
     W_in, b = rng.standard_normal((7, I)), rng.standard_normal(7)
     np.testing.assert_allclose(v @ drive_weights(W_in, b, dtype), u @ W_in.T + b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("N,I", [(1, 1), (17, 3), (40, 2), (100, 3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_weights_are_the_transpose_and_stacked_drive(N, I, dtype):
+    from bioplastic.kernels.lfrnn import drive_weights, forward_weights
+
+    rng = np.random.default_rng(N + I)
+    W = rng.standard_normal((N, N)).astype(dtype)
+    W_in = rng.standard_normal((N, I)).astype(dtype)
+    b = rng.standard_normal(N).astype(dtype)
+    WT, V = forward_weights(W, W_in, b)
+    assert WT.flags.c_contiguous and V.flags.c_contiguous and WT.dtype == V.dtype == dtype
+    np.testing.assert_array_equal(WT, W.T)
+    np.testing.assert_array_equal(V, drive_weights(W_in, b, dtype))

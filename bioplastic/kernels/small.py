@@ -25,25 +25,31 @@ from .vector import prefer_wide_vectors
 def combine_rows_(out, base, base_scale, coef, M, coef_scale):
     """``out[b] = base_scale base[b] + coef_scale sum_k coef[b, k] M[k]`` for every row b.
 
+    ``coef`` may have one column fewer than ``M`` has rows: the missing last
+    coefficient is then 1, so that ``M``'s last row acts as a bias. The
+    Euler step passes the inputs ``u`` with ``M = [W_in^T; b]`` this way,
+    with no ``[u, 1]`` copy of the inputs.
+
     Parameters
     ----------
     out, base : (rows, N), not overlapping (else the loop runs unvectorised).
     base_scale, coef_scale : float
-    coef : (rows, K); M : (K, N), K >= 1 (any size; groups of four).
+    coef : (rows, K) or (rows, K - 1); M : (K, N), K >= 1 (any size; groups of four).
     """
     prefer_wide_vectors()
     rows, N = out.shape
     K = M.shape[0]
-    zero = out.dtype.type(0.0)
+    Kc = coef.shape[1]  # K, or K - 1 with an implicit trailing coefficient 1
+    zero, one = out.dtype.type(0.0), out.dtype.type(1.0)
     for b in range(rows):
         o, cb = out[b], coef[b]
         for g in range(0, K, 4):
             n = min(4, K - g)
             # missing terms of a short group read row g with coefficient 0
-            c0 = coef_scale * cb[g]
-            c1 = coef_scale * cb[g + 1] if n > 1 else zero
-            c2 = coef_scale * cb[g + 2] if n > 2 else zero
-            c3 = coef_scale * cb[g + 3] if n > 3 else zero
+            c0 = coef_scale * (cb[g] if g < Kc else one)
+            c1 = coef_scale * (cb[g + 1] if g + 1 < Kc else one) if n > 1 else zero
+            c2 = coef_scale * (cb[g + 2] if g + 2 < Kc else one) if n > 2 else zero
+            c3 = coef_scale * (cb[g + 3] if g + 3 < Kc else one) if n > 3 else zero
             m0, m1 = M[g], M[g + 1 if n > 1 else g]
             m2, m3 = M[g + 2 if n > 2 else g], M[g + 3 if n > 3 else g]
             if g == 0:

@@ -52,7 +52,7 @@ DEFAULT_SPIN_WAIT = 1e-3
 
 _lock = threading.Lock()
 _state = {"threads": None, "pool": None, "spin_wait": None}
-_blas = {"libs": None, "saved": None, "depth": 0}
+_blas = {"libs": None, "calls": None, "saved": None, "depth": 0}
 
 
 def _env_number(name: str, convert, minimum, what: str):
@@ -128,13 +128,38 @@ def n_blocks(batch_size: int, n_steps: int, work_per_row_step: int) -> int:
 
 
 def _blas_libs():
-    """threadpoolctl controllers of the loaded BLAS libraries (cached)."""
+    """threadpoolctl controllers of the BLAS that numba's kernels call (cached).
+
+    numba takes ``gemm`` from ``scipy.linalg.cython_blas``, so that is SciPy's
+    BLAS; NumPy's own copy (a second OpenBLAS in the wheels) never runs inside
+    a row block and is left alone. Where SciPy's library cannot be told apart
+    (one shared BLAS, as in conda), all BLAS libraries are controlled.
+    """
     if _blas["libs"] is None:
-        import scipy.linalg  # noqa: F401 - loads the BLAS that numba's np.dot calls
+        import scipy
+        import scipy.linalg  # noqa: F401 - loads the BLAS that numba's gemm calls
         from threadpoolctl import ThreadpoolController
 
-        _blas["libs"] = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        scipy_dir = os.path.dirname(scipy.__file__)
+        ours = [lib for lib in libs if os.path.realpath(lib.filepath).startswith(scipy_dir)]
+        _blas["libs"] = ours or libs
     return _blas["libs"]
+
+
+def _thread_count_calls(lib):
+    """``(get, set)`` for one BLAS library's thread count.
+
+    For OpenBLAS on its own pthreads pool, the C functions themselves (0.3 us
+    a call): threadpoolctl's methods cost 1 to 2 us, 10 to 30 us per kernel
+    call between kernels. Other libraries go through threadpoolctl.
+    """
+    symbol = getattr(lib, "_get_symbol", None)
+    if lib.internal_api == "openblas" and getattr(lib, "threading_layer", None) == "pthreads" and symbol:
+        get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if get is not None and set_ is not None:
+            return get, set_
+    return (lambda: lib.num_threads), lib.set_num_threads
 
 
 @contextmanager
@@ -144,14 +169,17 @@ def blas_on_one_thread():
     Row blocks are the parallelism; a BLAS call inside a block must not start
     its own threads on the same cores, nor leave them spinning afterwards.
     Nested and concurrent uses are counted: the first entry saves the thread
-    counts and the last exit restores them.
+    counts and the last exit restores them (only those that were not 1).
     """
-    libs = _blas_libs()
+    if _blas["calls"] is None:
+        _blas["calls"] = [_thread_count_calls(lib) for lib in _blas_libs()]
+    calls = _blas["calls"]
     with _lock:
         if _blas["depth"] == 0:
-            _blas["saved"] = [lib.num_threads for lib in libs]
-            for lib in libs:
-                lib.set_num_threads(1)
+            _blas["saved"] = saved = [get() for get, _ in calls]
+            for (_, set_), n in zip(calls, saved):
+                if n != 1:
+                    set_(1)
         _blas["depth"] += 1
     try:
         yield
@@ -159,8 +187,9 @@ def blas_on_one_thread():
         with _lock:
             _blas["depth"] -= 1
             if _blas["depth"] == 0:
-                for lib, n in zip(libs, _blas["saved"]):
-                    lib.set_num_threads(n)
+                for (_, set_), n in zip(calls, _blas["saved"]):
+                    if n != 1:
+                        set_(n)
 
 
 def _default_spin_wait() -> float:

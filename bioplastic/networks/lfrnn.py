@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
-from ..kernels.lfrnn import drive_inputs, drive_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
+from ..kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, check_tcr_on, empty3
 
@@ -136,9 +136,9 @@ class LFRNN(Network):
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
+        WT, V = forward_weights(W, params["W_in"], params["b"])
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
-                   x0, drive_inputs(inputs, self.dtype), drive_weights(params["W_in"], params["b"], self.dtype),
-                   noise_k, dt(scale), np.ascontiguousarray(W.T), dt(self.alpha),
+                   x0, np.ascontiguousarray(inputs, dtype=self.dtype), V, noise_k, dt(scale), WT, dt(self.alpha),
                    PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
         return Trajectory(xs, rs, ys)
 
