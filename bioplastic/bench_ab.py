@@ -13,11 +13,17 @@ Run from a git checkout::
 
     python -m bioplastic.bench_ab HEAD~3                 # N=100 B=32 T=100
     python -m bioplastic.bench_ab HEAD~3 512,128,200     # other sizes
+    python -m bioplastic.bench_ab --warm 8 HEAD~3        # back-to-back calls
 
 The old revision's ``bioplastic/`` is extracted with ``git archive`` into a
 temporary folder and imported under another name; its numba cache lives
 there, so the first run compiles it. Both versions' kernel workers are sent
 to sleep before every timed call, so neither spins against the other.
+
+That times every call with its own workers asleep, as after a pause of a
+millisecond or more. ``--warm K`` times the other regime, that of a training
+loop or ``bioplastic bench``: each side of a pair is the median of K calls
+in a row (workers spinning between them) after one untimed call.
 """
 from __future__ import annotations
 
@@ -49,20 +55,36 @@ def extract_revision(rev: str, into: Path) -> None:
             path.write_text(pattern.sub(rf"\1 {OLD_NAME}", text))
 
 
-def paired_ratios(old_fn, new_fn, calls: int, idle_old, idle_new) -> tuple[list, list, list]:
-    """Times of ``calls`` alternating pairs and the ratios old / new."""
+def paired_ratios(old_fn, new_fn, calls: int, idle_old, idle_new, warm: int = 0) -> tuple[list, list, list]:
+    """Times of ``calls`` alternating pairs and the ratios old / new.
+
+    With ``warm`` > 0, each time is the median of ``warm`` calls in a row
+    after one untimed call.
+    """
     t_old, t_new = [], []
+
+    def timed(fn):
+        if not warm:
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        fn()
+        ts = []
+        for _ in range(warm):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
     for k in range(calls):
         order = ((old_fn, t_old, idle_new), (new_fn, t_new, idle_old))
         for fn, out, idle_other in (order if k % 2 == 0 else order[::-1]):
             idle_other()
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
+            out.append(timed(fn))
     return t_old, t_new, [a / b for a, b in zip(t_old, t_new)]
 
 
-def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print) -> list[dict]:
+def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int = 0) -> list[dict]:
     """Paired forward and BPTT timings of ``rev`` against this checkout."""
     from .bench import Case, _setup, bioplastic_step
     from .kernels.threads import idle_workers
@@ -90,11 +112,13 @@ def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print) -> list[d
                          lambda: bioplastic_step(net, p_new, batch, o_new)),
             }
             calls = min(150, max(10, int(150 * (100 ** 2 * 32 * 100) / (N * N * B * T))))
+            if warm:
+                calls = max(10, calls // warm)
             for what, (old_fn, new_fn) in pairs.items():
                 for _ in range(3):
                     old_fn()
                     new_fn()
-                t_old, t_new, ratios = paired_ratios(old_fn, new_fn, calls, idle_old, idle_workers)
+                t_old, t_new, ratios = paired_ratios(old_fn, new_fn, calls, idle_old, idle_workers, warm)
                 q1, med, q3 = np.percentile(ratios, [25, 50, 75])
                 rec = {"case": Case(N, B, T, dtype).name, "what": what, "old_ms": 1e3 * statistics.median(t_old),
                        "new_ms": 1e3 * statistics.median(t_new), "speedup": med, "q1": q1, "q3": q3, "pairs": calls}
@@ -105,12 +129,18 @@ def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print) -> list[d
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    warm = 0
+    if argv[0] == "--warm":
+        if len(argv) < 3 or not argv[1].isdigit() or int(argv[1]) < 1:
+            print("usage: python -m bioplastic.bench_ab [--warm K] REV [N,B,T ...]", file=sys.stderr)
+            return 2
+        warm, argv = int(argv[1]), argv[2:]
     sizes = [tuple(int(v) for v in s.split(",")) for s in argv[1:]] or [(100, 32, 100)]
-    compare(argv[0], sizes)
+    compare(argv[0], sizes, warm=warm)
     return 0
 
 

@@ -34,15 +34,15 @@ ADJOINT_PARTS = ("product a W", "gradient product a^T r", "three small products"
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _forward_part(part, din, V, WT, alpha, W_out, b_out, xs, rs, ys):
+def _forward_part(part, u, V, WT, alpha, W_out, b_out, xs, rs, ys):
     """Part ``part`` (index into FORWARD_PARTS) of the Euler step, rows 0:ROWS."""
     leak = xs.dtype.type(1.0) - alpha
     c = np.empty(N_CONSTANTS, xs.dtype)
     fill_constants_(c)
-    for t in range(din.shape[0]):
+    for t in range(u.shape[0]):
         x_next = xs[t + 1, 0:ROWS]
         if part == 0:
-            combine_rows_(x_next, xs[t, 0:ROWS], leak, din[t, 0:ROWS], V, alpha)
+            combine_rows_(x_next, xs[t, 0:ROWS], leak, u[t, 0:ROWS], V, alpha)
         elif part == 1:
             gemm_(alpha, rs[t, 0:ROWS], WT, 1.0, x_next)
         elif part == 2:
@@ -88,10 +88,11 @@ def _jobs(N, B, T, dtype):
         lfrnn_backward_rows_(0, 0, ROWS, traj.states, traj.rates, din, W, alpha, 0, none3, none3, gy, W_out,
                              1, none2, typ(1e-3), *acc, np.zeros(1))
 
-    jobs = {"forward, whole kernel": lambda: lfrnn_forward_rows_(0, 0, ROWS, x0, din, V, none3, typ(0), WT, alpha,
+    u = batch.inputs  # the forward kernel reads u and adds V's last row (the bias)
+    jobs = {"forward, whole kernel": lambda: lfrnn_forward_rows_(0, 0, ROWS, x0, u, V, none3, typ(0), WT, alpha,
                                                                0, W_out, b_out, xs, rs, ys)}
     for k, name in enumerate(FORWARD_PARTS):
-        jobs["  " + name] = (lambda k=k: _forward_part(k, din, V, WT, alpha, W_out, b_out, xs, rs, ys))
+        jobs["  " + name] = (lambda k=k: _forward_part(k, u, V, WT, alpha, W_out, b_out, xs, rs, ys))
     jobs["adjoint with TCR, whole kernel"] = adjoint
     for k, name in enumerate(ADJOINT_PARTS):
         jobs["  " + name] = (lambda k=k: _adjoint_part(k, A, W, rs, din, gy, W_out, H, dW, dV, dW_out))

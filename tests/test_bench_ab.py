@@ -48,3 +48,21 @@ def test_bench_parts_table():
     assert "recurrent product" in bench_parts.format_parts(result)
     with pytest.raises(ValueError, match="at least 16"):
         bench_parts.measure(N=12, B=8, T=5)
+
+
+def test_paired_ratios_warm_takes_medians_of_runs():
+    calls = {"old": 0, "new": 0}
+
+    def fn(name):
+        def run():
+            calls[name] += 1
+        return run
+
+    t_old, t_new, ratios = bench_ab.paired_ratios(fn("old"), fn("new"), 3, lambda: None, lambda: None, warm=4)
+    assert len(t_old) == len(t_new) == len(ratios) == 3
+    assert calls == {"old": 3 * 5, "new": 3 * 5}  # one untimed call and 4 timed ones per pair side
+
+
+def test_main_rejects_a_bad_warm_count(capsys):
+    assert bench_ab.main(["--warm", "x", "HEAD"]) == 2
+    assert "usage" in capsys.readouterr().err

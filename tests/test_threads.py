@@ -261,17 +261,35 @@ def test_a_larger_pool_ends_the_old_workers(parallel):
     assert len(workers) == threads._state["pool"].size  # the smaller pool's threads are gone
 
 
-_NO_SPIN_SCRIPT = """
+_HANDOFF_SCRIPT = """
 import numpy as np
+from numba import njit
 from bioplastic import make_network
 from bioplastic.kernels import threads
+
+@njit(nogil=True)
+def busy(block, b0, b1, spins, out):
+    # block k runs for spins[k] rounds: blocks end in every order
+    s = 0.0
+    for i in range(spins[block]):
+        s += np.sqrt(i + 1.0)
+    out[block] += 1 + 0 * s
+
 threads.MIN_PARALLEL_WORK = 0
-net = make_network("lfrnn", 3, 2, n_units=20, dtype="float64")
 rng = np.random.default_rng(0)
+for k in (2, 3, 4):                       # grows the pool: the old workers are stopped
+    threads.set_kernel_threads(k)
+    out = np.zeros(k)
+    for call in range(400):
+        threads.run_blocks(busy, 8, k, rng.integers(0, 20_000, size=k), out)
+        if call % 50 == 0:
+            threads.idle_workers()
+    assert (out == 400).all(), out
+net = make_network("lfrnn", 3, 2, n_units=20, dtype="float64")
 params = net.init_params(rng)
 u = rng.standard_normal((30, 8, 3))
 outs = []
-for k in (2, 3, 5, 2):           # grows the pool twice: the old workers are stopped
+for k in (2, 3, 5, 2):
     threads.set_kernel_threads(k)
     outs.append(net.forward(params, u).outputs)
     threads.idle_workers()
@@ -281,19 +299,22 @@ print("ok")
 """
 
 
-def test_workers_never_spin_and_nothing_hangs():
-    """With no spinning at all, every hand-off, idle and stop goes through
-    the condition variable: a missing notify hangs here (in a child process,
-    so the suite reports a failure instead of hanging)."""
+@pytest.mark.parametrize("spin_us", ["0", "3", "30"])
+def test_hand_offs_never_hang(spin_us):
+    """Jobs of random lengths with no spinning (every hand-off, idle and stop
+    goes through the condition variable) and with spins short enough that
+    threads fall asleep at every moment of a hand-off. A lost wake-up hangs
+    here, in a child process, so the suite reports a failure instead of
+    hanging."""
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ, BIOPLASTIC_SPIN_WAIT_US="0")
+    env = dict(os.environ, BIOPLASTIC_SPIN_WAIT_US=spin_us)
     try:
-        done = subprocess.run([sys.executable, "-c", _NO_SPIN_SCRIPT], env=env, capture_output=True,
+        done = subprocess.run([sys.executable, "-c", _HANDOFF_SCRIPT], env=env, capture_output=True,
                               text=True, timeout=180)
     except subprocess.TimeoutExpired:
-        pytest.fail("kernel worker pool hung with BIOPLASTIC_SPIN_WAIT_US=0")
+        pytest.fail(f"kernel worker pool hung with BIOPLASTIC_SPIN_WAIT_US={spin_us}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

@@ -42,7 +42,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import ConfigError
-from .spin import load_flag, spin_while_equal, spins_per_second, store_flag
+from .spin import (ASLEEP, CALLER_ASLEEP, DONE, POSTED, finish_and_spin_, load_flag, spin_while_equal,
+                   spins_per_second, store_flag)
 
 # Below this much work per call (multiply-adds over all steps), a thread
 # hand-off (tens of microseconds) would cost more than it saves.
@@ -220,17 +221,28 @@ class _WorkerPool:
 
     ``flags[w, POSTED]`` counts the jobs posted to worker w and
     ``flags[w, DONE]`` the jobs it finished (separate cache lines, so the
-    caller's and the worker's writes do not contend). One condition variable
-    carries every sleep and wake-up; notifying always, under its lock, makes
-    a lost wake-up impossible.
-    """
+    caller's and the worker's writes do not contend). A thread about to sleep
+    on the one condition variable first raises its ``ASLEEP`` flag (the
+    caller's is in ``caller``), then checks once more; the other side, after
+    its own store, notifies only when it sees that flag. With sequentially
+    consistent flags one of the two always sees the other (see
+    :mod:`.spin`), so no wake-up is lost and a spinning thread is never
+    notified for nothing.
 
-    POSTED, DONE = 0, 8
+    The GIL is the other cost: a thread that asks for it while the other
+    holds it sleeps until it is handed over (tens of microseconds here). So a
+    worker marks its job done and spins for the next one in one compiled call
+    (:func:`.spin.finish_and_spin_`): the caller, spinning for the mark,
+    finds the GIL free when it sees it. (Posting the jobs from inside the
+    caller's compiled block, so that a worker also finds the GIL free when it
+    picks its job up, was tried: no gain measured on the LFRNN kernels.)
+    """
 
     def __init__(self, size: int, spin_seconds: float):
         self.size = size
         self.pid = os.getpid()
         self.flags = np.zeros((size, 16), dtype=np.int64)
+        self.caller = np.zeros((1, 16), dtype=np.int64)
         self.jobs = [None] * size
         self.errors = [None] * size
         self.cond = threading.Condition()
@@ -245,24 +257,24 @@ class _WorkerPool:
     def set_spin_wait(self, seconds: float) -> None:
         self.max_spins = int(seconds * self.rate)
 
-    def _loop(self, w: int) -> None:
-        seen, spins = 0, 0
+    def _sleep_until_posted(self, w: int, seen: int) -> int:
         flags, cond = self.flags, self.cond
+        with cond:
+            store_flag(flags, w, ASLEEP, 1)
+            while load_flag(flags, w, POSTED) == seen:
+                cond.wait()
+            store_flag(flags, w, ASLEEP, 0)
+        return load_flag(flags, w, POSTED)
+
+    def _loop(self, w: int) -> None:
+        seen = posted = 0
         while True:
-            posted = spin_while_equal(flags, w, self.POSTED, seen, spins)
-            if posted == seen:
-                with cond:
-                    while load_flag(flags, w, self.POSTED) == seen:
-                        cond.wait()
-                posted = load_flag(flags, w, self.POSTED)
+            if posted == seen:  # no new job after spinning (or never spun): sleep
+                posted = self._sleep_until_posted(w, seen)
             seen = posted
             job, self.jobs[w] = self.jobs[w], None
-            if job is _STOP:
-                store_flag(flags, w, self.DONE, posted)
-                with cond:  # the caller may already be asleep in _await
-                    cond.notify_all()
-                return
-            if job is None:  # idle(): acknowledge, then sleep without spinning
+            spins = self.max_spins
+            if job is _STOP or job is None:  # stop, or idle(): acknowledge without spinning
                 spins = 0
             else:
                 kernel, args = job
@@ -270,30 +282,37 @@ class _WorkerPool:
                     kernel(*args)
                 except BaseException as exc:  # re-raised in the caller
                     self.errors[w] = exc
-                spins = self.max_spins
-            store_flag(flags, w, self.DONE, posted)
-            with cond:
-                cond.notify_all()
+            posted = finish_and_spin_(self.flags, self.caller, w, seen, spins)
+            if posted < 0:  # the caller sleeps waiting: wake it
+                with self.cond:
+                    self.cond.notify_all()
+                posted = seen
+            if job is _STOP:
+                return
 
     def _post(self, jobs) -> list:
         """Hand ``jobs[w]`` to worker w; return the generation numbers to await."""
         posted = []
         for w, job in enumerate(jobs):
             self.jobs[w] = job
-            n = int(self.flags[w, self.POSTED]) + 1
-            store_flag(self.flags, w, self.POSTED, n)
+            n = int(self.flags[w, POSTED]) + 1
+            store_flag(self.flags, w, POSTED, n)
             posted.append(n)
-        with self.cond:
-            self.cond.notify_all()
+        if any(load_flag(self.flags, w, ASLEEP) for w in range(len(jobs))):
+            with self.cond:
+                self.cond.notify_all()
         return posted
 
     def _await(self, posted) -> None:
         flags, cond = self.flags, self.cond
         for w, n in enumerate(posted):
-            if spin_while_equal(flags, w, self.DONE, n - 1, self.max_spins) != n:
-                with cond:
-                    while load_flag(flags, w, self.DONE) != n:
-                        cond.wait()
+            if spin_while_equal(flags, w, DONE, n - 1, self.max_spins) == n:
+                continue
+            with cond:
+                store_flag(self.caller, 0, CALLER_ASLEEP, 1)
+                while load_flag(flags, w, DONE) != n:
+                    cond.wait()
+                store_flag(self.caller, 0, CALLER_ASLEEP, 0)
 
     def idle(self) -> None:
         """Workers stop spinning now and sleep until the next job."""
