@@ -8,8 +8,10 @@ adding draws to one stream (say, more task trials) never changes another
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .errors import ConfigError
+from .kernels.gaussian import fill_standard_normal_
 
 # New streams go at the end: SeedSequence children are indexed, so appending
 # one never changes the streams before it (old runs stay reproducible).
@@ -44,31 +46,31 @@ _PARALLEL_DRAWS = 200_000
 
 
 def standard_normal_chunks(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
-    """Standard-normal array of ``shape``, filled in parallel.
+    """Standard-normal array of ``shape``, drawn by a vectorised sampler in parallel.
 
-    Node perturbation draws one Gaussian per unit, step and trial, which at
-    N = 100 costs twice a forward pass when one thread draws them. Here
-    ``rng`` gives :data:`NORMAL_CHUNKS` seeds, the array is split along its
-    first axis into that many chunks, each filled from its own Generator,
-    and the chunks run on the kernel threads (numpy's fill releases the GIL).
-    The result depends on ``rng``'s state only, not on the thread count, but
-    it is not the array ``rng.standard_normal(shape)`` would give.
+    Node perturbation draws one Gaussian per unit, step and trial. NumPy's
+    sampler costs more than a forward pass for them; here ``rng`` gives
+    :data:`NORMAL_CHUNKS` 64-bit keys, the flattened array is split into that
+    many contiguous chunks, and each chunk is filled by
+    :func:`bioplastic.kernels.gaussian.fill_standard_normal_` (SplitMix64 and
+    Box-Muller in compiled, vectorised loops, about 3 ns a draw) from its
+    own key, the chunks running on the kernel threads. The result depends on
+    ``rng``'s state and ``shape`` only, not on the thread count; it is not
+    the array ``rng.standard_normal(shape)`` would give.
     """
     from .kernels.threads import kernel_threads, run_blocks
 
-    seeds = rng.integers(0, 2 ** 63, size=NORMAL_CHUNKS)
+    keys = rng.integers(0, 2 ** 63, size=NORMAL_CHUNKS).astype(np.uint64)
     out = np.empty(shape, dtype=dtype)
-    if out.ndim == 0:
-        return np.random.default_rng(seeds[0]).standard_normal(dtype=dtype)
-    n = out.shape[0]
-    bounds = [(k * n // NORMAL_CHUNKS, (k + 1) * n // NORMAL_CHUNKS) for k in range(NORMAL_CHUNKS)]
-
-    def fill(block, c0, c1):
-        for k in range(c0, c1):
-            lo, hi = bounds[k]
-            if hi > lo:
-                np.random.default_rng(seeds[k]).standard_normal(dtype=dtype, out=out[lo:hi])
-
-    threads = 1 if out.size < _PARALLEL_DRAWS else min(kernel_threads(), NORMAL_CHUNKS)
-    run_blocks(fill, NORMAL_CHUNKS, threads)
+    flat = out.reshape(-1)
+    n = flat.shape[0]
+    bounds = np.array([k * n // NORMAL_CHUNKS for k in range(NORMAL_CHUNKS + 1)], dtype=np.int64)
+    threads = 1 if n < _PARALLEL_DRAWS else min(kernel_threads(), NORMAL_CHUNKS)
+    run_blocks(_fill_chunks_, NORMAL_CHUNKS, threads, keys, bounds, flat)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _fill_chunks_(block, c0, c1, keys, bounds, flat):
+    for k in range(c0, c1):
+        fill_standard_normal_(keys[k], flat[bounds[k]:bounds[k + 1]])
