@@ -24,7 +24,8 @@ def _case(kind, dtype, B=7, T=30, N=20, seed=0):
     net = make_network(kind, 3, 2, n_units=N, noise_std=0.1, dtype=dtype)
     rng = np.random.default_rng(seed)
     params = net.init_params(rng)
-    params["b"] = params["b"] + 0.1
+    bias = "h" if kind == "plrnn" else "b"
+    params[bias] = params[bias] + 0.1
     batch = SimpleNamespace(inputs=rng.standard_normal((T, B, 3)), targets=rng.standard_normal((T, B, 2)),
                             loss_mask=np.ones((T, B, 2)), epochs={})
     noise = net.draw_noise(rng, T, B)
@@ -35,7 +36,7 @@ def _evaluate(net, params, batch, noise):
     return loss_and_grads(net, params, batch, lambda_tcr=0.3, noise=noise)
 
 
-@pytest.mark.parametrize("kind", ["lfrnn", "rank1"])
+@pytest.mark.parametrize("kind", ["lfrnn", "rank1", "plrnn"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_row_blocks_match_serial(parallel, kind, dtype):
     net, params, batch, noise = _case(kind, dtype)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels.plrnn import plrnn_backward_, plrnn_forward_
-from .base import Constraint, Network, Trajectory, empty3, outer_sum, readout, readout_backward
+from ..kernels.lfrnn import drive_inputs, forward_weights
+from ..kernels.plrnn import plrnn_backward_rows_, plrnn_forward_rows_
+from ..kernels.threads import n_blocks, run_blocks
+from .base import Constraint, Network, Trajectory, empty3
 
 READOUTS = ("z", "relu")
 
@@ -105,34 +107,36 @@ class PLRNN(Network):
     def _forward(self, params, inputs, noise, x0):
         T, B, _ = inputs.shape
         N = self.n_units
-        drive = (inputs.reshape(T * B, -1) @ params["C"].T + params["h"]).reshape(T, B, N)
-        noise_k = (empty3(self.dtype) if noise is None
-                   else noise * self.dtype.type(np.sqrt(self.alpha) * self.noise_std))
         zs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(zs)
-        plrnn_forward_(x0, drive, noise_k, params["A"], np.ascontiguousarray(params["W"].T), zs, rs)
-        read = zs if self.readout_from == "z" else rs
-        return Trajectory(zs, rs, readout(read[1:], params["W_out"], params["b_out"]))
+        ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
+        scale = self.dtype.type(np.sqrt(self.alpha) * self.noise_std)
+        WT, V = forward_weights(params["W"], params["C"], params["h"])
+        run_blocks(plrnn_forward_rows_, B, n_blocks(B, T, N * N),
+                   x0, np.ascontiguousarray(inputs), V, empty3(self.dtype) if noise is None else noise, scale,
+                   params["A"], WT, self.readout_from == "z", params["W_out"], params["b_out"], zs, rs, ys)
+        return Trajectory(zs, rs, ys)
 
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
         zs, rs = traj.states, traj.rates
-        read = zs if self.readout_from == "z" else rs
-        dW_out, db_out, d_read = readout_backward(read[1:], d_outputs, params["W_out"])
-        g_r = np.zeros_like(rs) if d_rates is None else d_rates.copy()
-        if self.readout_from == "relu":
-            g_r[1:] += d_read
-            g_z = empty3(self.dtype) if d_states is None else d_states
-        else:
-            g_z = np.zeros_like(zs) if d_states is None else d_states.copy()
-            g_z[1:] += d_read
-        az = np.empty_like(zs)
-        plrnn_backward_(zs, params["A"], np.ascontiguousarray(params["W"]), g_r, g_z, az)
-        az1 = az[1:]
+        T1, B, N = zs.shape
+        I, O = self.n_inputs, self.n_outputs
+        blocks = n_blocks(B, T1 - 1, N * N)
+        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
+               for name, shape in (("A", (N,)), ("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)),
+                                   ("b_out", (O,)))}
+        run_blocks(plrnn_backward_rows_, B, blocks,
+                   zs, rs, drive_inputs(inputs, self.dtype), params["A"], np.ascontiguousarray(params["W"]),
+                   self.readout_from == "z",
+                   empty3(self.dtype) if d_rates is None else d_rates,
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
+                   acc["A"], acc["W"], acc["V"], acc["W_out"], acc["b_out"])
+        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         return {
-            "A": np.einsum("tbi,tbi->i", az1, zs[:-1]),
-            "W": outer_sum(az1, rs[:-1]),
-            "C": outer_sum(az1, inputs),
-            "h": az1.sum(axis=(0, 1)),
-            "W_out": dW_out,
-            "b_out": db_out,
+            "A": total["A"],
+            "W": total["W"],
+            "C": np.ascontiguousarray(total["V"][:I].T),
+            "h": total["V"][I],
+            "W_out": total["W_out"],
+            "b_out": total["b_out"],
         }
