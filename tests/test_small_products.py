@@ -91,3 +91,13 @@ def test_forward_weights_are_the_transpose_and_stacked_drive(N, I, dtype):
     assert WT.flags.c_contiguous and V.flags.c_contiguous and WT.dtype == V.dtype == dtype
     np.testing.assert_array_equal(WT, W.T)
     np.testing.assert_array_equal(V, drive_weights(W_in, b, dtype))
+
+
+def test_forward_weights_of_a_rectangular_matrix():
+    from bioplastic.kernels.lfrnn import forward_weights
+
+    rng = np.random.default_rng(1)
+    W, W_in, b = rng.standard_normal((40, 10)), rng.standard_normal((40, 3)), rng.standard_normal(40)
+    WT, V = forward_weights(W, W_in, b)
+    np.testing.assert_array_equal(WT, W.T)
+    np.testing.assert_array_equal(V, np.vstack([W_in.T, b]))

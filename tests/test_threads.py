@@ -36,7 +36,7 @@ def _evaluate(net, params, batch, noise):
     return loss_and_grads(net, params, batch, lambda_tcr=0.3, noise=noise)
 
 
-@pytest.mark.parametrize("kind", ["lfrnn", "rank1", "plrnn"])
+@pytest.mark.parametrize("kind", ["lfrnn", "rank1", "plrnn", "lstm"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_row_blocks_match_serial(parallel, kind, dtype):
     net, params, batch, noise = _case(kind, dtype)

@@ -88,27 +88,29 @@ def drive_weights(W_in, b, dtype):
 def forward_weights(W, W_in, b):
     """``(W^T, [W_in^T; b])`` as new C-contiguous arrays, in one compiled call.
 
-    The forward kernel's operands built from the parameters; NumPy's
+    The forward kernels' operands built from the parameters (W may be
+    rectangular: the LSTM's W_h is (4H, H)); NumPy's
     ``ascontiguousarray(W.T)`` and :func:`drive_weights` took 10 to 20 us
     per call between kernel calls, a few per cent of an N = 100 forward pass.
     """
-    N, I = W_in.shape
-    WT = np.empty((N, N), dtype=W.dtype)
-    V = np.empty((I + 1, N), dtype=W.dtype)
+    M, I = W_in.shape
+    WT = np.empty((W.shape[1], W.shape[0]), dtype=W.dtype)
+    V = np.empty((I + 1, M), dtype=W.dtype)
     _fill_forward_weights(W, W_in, b, WT, V)
     return WT, V
 
 
 @njit(cache=True, nogil=True)
 def _fill_forward_weights(W, W_in, b, WT, V):
-    N, I = W_in.shape
+    R, C = W.shape
     tile = 16  # transpose in tiles: both the reads and the writes stay in cache lines
-    for i0 in range(0, N, tile):
-        for j0 in range(0, N, tile):
-            for i in range(i0, min(i0 + tile, N)):
-                for j in range(j0, min(j0 + tile, N)):
+    for i0 in range(0, R, tile):
+        for j0 in range(0, C, tile):
+            for i in range(i0, min(i0 + tile, R)):
+                for j in range(j0, min(j0 + tile, C)):
                     WT[j, i] = W[i, j]
-    for j in range(N):
+    M, I = W_in.shape
+    for j in range(M):
         for k in range(I):
             V[k, j] = W_in[j, k]
         V[I, j] = b[j]

@@ -10,10 +10,17 @@ the 4H pre-activations, for t = 0..T-1::
     c[t+1]   = f * c[t] + i * g + noise[t]
     h[t+1]   = o * tanh(c[t+1])
 
-with ``drive[t] = u[t] W_x^T + b`` precomputed by the caller in one BLAS call
-and ``noise[t] = sqrt(alpha) sigma xi[t]`` already scaled (private noise
-enters the cell state). The readout ``y[t] = h[t+1] W_out^T + b_out`` is
-applied by the caller.
+with ``drive[t] = [u[t], 1] V``, ``V = [W_x^T; b]`` (as for the LFRNN) and
+``noise[t] = sqrt(alpha) sigma xi[t]`` (private noise enters the cell
+state). The readout ``y[t] = h[t+1] W_out^T + b_out`` is computed in the
+kernel, and in the adjoint its gradient with every parameter gradient: no
+NumPy product runs between kernels (NumPy's threaded OpenBLAS on the small
+per-call products cost more than the whole pass on the 2-core machine).
+
+Both kernels work on the batch rows ``b0:b1`` (compiled ``nogil``), so that
+:func:`.threads.run_blocks` runs row blocks on several threads. The gate
+nonlinearities are the vectorised tanh of :mod:`.activations`, with
+``sigmoid(x) = (1 + tanh(x / 2)) / 2`` (absolute error about 1e-16).
 
 Kernels take and return plain arrays; allocation and checks happen in
 :mod:`bioplastic.networks.lstm`.
@@ -21,113 +28,177 @@ Kernels take and return plain arrays; allocation and checks happen in
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True)
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-@njit(cache=True)
-def _tanh(x):
-    # one exp instead of libm's tanh (as in activations.phi_); abs error ~3e-16
-    e = np.exp(-(abs(x) + abs(x)))
-    t = (1.0 - e) / (1.0 + e)
-    return t if x >= 0 else -t
+from .activations import N_CONSTANTS, fill_constants_, tanh_row_
+from .blas import gemm_
+from .small import readout_rows_
+from .vector import prefer_wide_vectors
 
 
-@njit(cache=True)
-def lstm_forward_(h0, c0, drive, noise, WhT, hs, cs, gates):
-    """Run T LSTM steps in place.
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def lstm_forward_rows_(block, b0, b1, h0, c0, inputs, V, noise, noise_scale, WhT, W_out, b_out,
+                       hs, cs, gates, ys):
+    """Run T LSTM steps in place for the batch rows ``b0:b1``.
+
+    Per step and row block::
+
+        pre = [u[t], 1] V + h[t] W_h^T           one loop per row, then gemm
+        [i | f | g | o] = tanh of pre (halved for i, f, o), then (1 + .) / 2 for i, f, o
+        c[t+1] = f * c[t] + i * g (+ s_noise xi[t]);   h[t+1] = o * tanh(c[t+1])
+        y[t] = b_out + h[t+1] W_out^T
 
     Parameters
     ----------
+    block, b0, b1 : int, the block index (unused) and its row range.
     h0, c0 : (B, H) initial hidden and cell states.
-    drive : (T, B, 4H) external drive ``u W_x^T + b``.
-    noise : (T, B, H) scaled cell noise, or an array with
+    inputs : (T, B, I) inputs u; V : (I+1, 4H) drive weights ``[W_x^T; b]``.
+    noise : (T, B, H) standard-normal cell noise, or an array with
         ``noise.shape[0] == 0`` for a noiseless run.
+    noise_scale : float, sqrt(alpha) sigma.
     WhT : (H, 4H) transposed recurrent weights (``W_h.T``, C-contiguous).
+    W_out : (O, H), b_out : (O,) readout.
     hs, cs : (T+1, B, H) outputs: hidden and cell states, index 0 the start.
     gates : (T, B, 4H) output: gate activations ``[i | f | g | o]`` of each
         step (after their nonlinearities), kept for the adjoint.
+    ys : (T, B, O) output: the readout.
     """
-    T = drive.shape[0]
-    B, H = h0.shape
+    prefer_wide_vectors()
+    T, _, I = inputs.shape
+    H = h0.shape[1]
+    G = 4 * H
+    rows = b1 - b0
     has_noise = noise.shape[0] > 0
-    hs[0] = h0
-    cs[0] = c0
+    half = hs.dtype.type(0.5)
+    one = hs.dtype.type(1.0)
+    consts = np.empty(N_CONSTANTS, hs.dtype)
+    fill_constants_(consts)
+    P = np.empty((rows, G), dtype=hs.dtype)  # pre-activations of the block
+    TC = np.empty(rows * H, dtype=hs.dtype)  # tanh(c[t+1])
+    bias = V[I]
+    for b in range(b0, b1):
+        for j in range(H):
+            hs[0, b, j] = h0[b, j]
+            cs[0, b, j] = c0[b, j]
     for t in range(T):
-        pre = np.dot(hs[t], WhT)
-        dr = drive[t]
-        gt = gates[t]
-        ct = cs[t]
-        cn = cs[t + 1]
-        hn = hs[t + 1]
-        for b in range(B):
+        for b in range(rows):
+            p, u = P[b], inputs[t, b0 + b]
+            for k in range(G):
+                p[k] = bias[k]
+            for m in range(I):
+                c, vm = u[m], V[m]
+                for k in range(G):
+                    p[k] += c * vm[k]
+        gemm_(one, hs[t, b0:b1], WhT, one, P)
+        for b in range(rows):  # sigmoid(x) = (1 + tanh(x / 2)) / 2: halve the i, f, o blocks
+            p = P[b]
+            for k in range(2 * H):
+                p[k] *= half
+            for k in range(3 * H, G):
+                p[k] *= half
+        gt = gates[t, b0:b1]
+        tanh_row_(P.reshape(-1), gt.reshape(-1), consts)
+        for b in range(rows):
+            g = gt[b]
+            for k in range(2 * H):
+                g[k] = half + half * g[k]
+            for k in range(3 * H, G):
+                g[k] = half + half * g[k]
+        for b in range(rows):
+            g, ct, cn = gt[b], cs[t, b0 + b], cs[t + 1, b0 + b]
             for j in range(H):
-                ig = _sigmoid(pre[b, j] + dr[b, j])
-                fg = _sigmoid(pre[b, H + j] + dr[b, H + j])
-                gg = _tanh(pre[b, 2 * H + j] + dr[b, 2 * H + j])
-                og = _sigmoid(pre[b, 3 * H + j] + dr[b, 3 * H + j])
-                gt[b, j] = ig
-                gt[b, H + j] = fg
-                gt[b, 2 * H + j] = gg
-                gt[b, 3 * H + j] = og
-                c = fg * ct[b, j] + ig * gg
-                if has_noise:
-                    c += noise[t, b, j]
-                cn[b, j] = c
-                hn[b, j] = og * _tanh(c)
+                cn[j] = g[H + j] * ct[j] + g[j] * g[2 * H + j]
+            if has_noise:
+                nz = noise[t, b0 + b]
+                for j in range(H):
+                    cn[j] += noise_scale * nz[j]
+        tanh_row_(cs[t + 1, b0:b1].reshape(-1), TC, consts)
+        for b in range(rows):
+            g, hn = gt[b], hs[t + 1, b0 + b]
+            for j in range(H):
+                hn[j] = g[3 * H + j] * TC[b * H + j]
+        readout_rows_(ys[t, b0:b1], hs[t + 1, b0:b1], W_out, b_out)
 
 
-@njit(cache=True)
-def lstm_backward_(hs, cs, gates, W_h, g_h, g_c, dpre):
-    """Adjoint (reverse) pass down to the gate pre-activations.
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def lstm_backward_rows_(block, b0, b1, hs, cs, gates, drive_in, W_h, g_h, g_c, g_y, W_out,
+                        gW_h, gV, gW_out, gb_out):
+    """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
+    parameter gradients.
 
     With ``dh[s]``, ``dc[s]`` the total derivatives of the loss w.r.t.
-    ``h[s]``, ``c[s]`` and gates of step s-1, for s = T..1::
+    ``h[s]``, ``c[s]``, for s = T..1 (``dpre[T] = 0``)::
 
-        dh[s] = g_h[s] + dpre[s] W_h                    (no second term at s=T)
+        dh[s] = g_h[s] + g_y[s-1] W_out + dpre[s] W_h
         dc[s] = g_c[s] + f[s] * dc[s+1] + dh[s] o tanh'(c[s])
         dpre[s-1] = [dc[s] g i(1-i) | dc[s] c[s-1] f(1-f) |
                      dc[s] i (1-g^2) | dh[s] tanh(c[s]) o(1-o)]
 
+    and, summed over s = 1..T and these rows into index ``block``::
+
+        gW_h = sum dpre[s-1]^T h[s-1]     gV = sum [u[s-1], 1]^T dpre[s-1]   (W_x^T over b)
+        gW_out = sum g_y[s-1]^T h[s]      gb_out = sum g_y[s-1]
+
     Parameters
     ----------
+    block, b0, b1 : int, the block index and its row range.
     hs, cs : (T+1, B, H) hidden and cell states of the forward pass.
     gates : (T, B, 4H) gate activations of the forward pass.
+    drive_in : (T, B, I+1) inputs with a column of ones, ``[u, 1]``.
     W_h : (4H, H) recurrent weights (C-contiguous).
-    g_h : (T+1, B, H) direct partial derivatives of the loss w.r.t. h.
-    g_c : (T+1, B, H) direct partials w.r.t. c, or empty (shape[0] == 0).
-    dpre : (T, B, 4H) output, dL/dpre[t]. Parameter gradients follow as
-        ``dL/dW_h = sum_t dpre[t]^T h[t]``, ``dL/dW_x = sum_t dpre[t]^T u[t]``
-        and ``dL/db = sum_{t,b} dpre[t]`` (done by the caller with BLAS).
+    g_h : (T+1, B, H) direct partials dL/dh, or empty (``shape[0] == 0``).
+    g_c : (T+1, B, H) direct partials dL/dc, or empty.
+    g_y : (T, B, O) dL/dy; W_out : (O, H) readout weights.
+    gW_h : (blocks, 4H, H), gV : (blocks, I+1, 4H), gW_out : (blocks, O, H),
+    gb_out : (blocks, O): zeroed accumulators.
     """
-    T1, B, H = hs.shape
+    prefer_wide_vectors()
+    T1, _, H = hs.shape
     T = T1 - 1
+    G = 4 * H
+    O = W_out.shape[0]
+    rows = b1 - b0
+    has_gh = g_h.shape[0] > 0
     has_gc = g_c.shape[0] > 0
-    dc_carry = np.zeros((B, H), dtype=hs.dtype)  # f[s] * dc[s+1]
-    back = np.zeros((B, H), dtype=hs.dtype)
+    zero = hs.dtype.type(0.0)
+    one = hs.dtype.type(1.0)
+    consts = np.empty(N_CONSTANTS, hs.dtype)
+    fill_constants_(consts)
+    DP = np.zeros((2, rows, G), dtype=hs.dtype)  # dpre[s-1] in DP[s % 2], dpre[s] in the other
+    DH = np.empty((rows, H), dtype=hs.dtype)
+    carry = np.zeros((rows, H), dtype=hs.dtype)  # f[s] * dc[s+1]
+    TC = np.empty(rows * H, dtype=hs.dtype)
+    dWh, dV, dW_out = gW_h[block], gV[block], gW_out[block]
+    db_out = np.zeros(O, dtype=hs.dtype)
     for s in range(T, 0, -1):
-        if s < T:
-            back = np.dot(dpre[s], W_h)
-        gt = gates[s - 1]
-        dp = dpre[s - 1]
-        c_s = cs[s]
-        c_prev = cs[s - 1]
-        gh = g_h[s]
-        for b in range(B):
+        cur, nxt = DP[s % 2], DP[(s + 1) % 2]  # nxt is dpre[T] = 0 at s = T
+        gemm_(one, nxt, W_h, zero, DH)
+        gy = g_y[s - 1, b0:b1]
+        gemm_(one, gy, W_out, one, DH)
+        tanh_row_(cs[s, b0:b1].reshape(-1), TC, consts)
+        for b in range(rows):
+            gt, dp, dh, cr = gates[s - 1, b0 + b], cur[b], DH[b], carry[b]
+            c_prev = cs[s - 1, b0 + b]
+            if has_gh:
+                gh = g_h[s, b0 + b]
+                for j in range(H):
+                    dh[j] += gh[j]
+            if has_gc:
+                gc = g_c[s, b0 + b]
+                for j in range(H):
+                    cr[j] += gc[j]
             for j in range(H):
-                ig = gt[b, j]
-                fg = gt[b, H + j]
-                gg = gt[b, 2 * H + j]
-                og = gt[b, 3 * H + j]
-                tc = _tanh(c_s[b, j])
-                dh = gh[b, j] + back[b, j]
-                dc = dc_carry[b, j] + dh * og * (1.0 - tc * tc)
-                if has_gc:
-                    dc += g_c[s, b, j]
-                dp[b, j] = dc * gg * ig * (1.0 - ig)
-                dp[b, H + j] = dc * c_prev[b, j] * fg * (1.0 - fg)
-                dp[b, 2 * H + j] = dc * ig * (1.0 - gg * gg)
-                dp[b, 3 * H + j] = dh * tc * og * (1.0 - og)
-                dc_carry[b, j] = dc * fg
+                ig, fg, gg, og = gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]
+                tc = TC[b * H + j]
+                dc = cr[j] + dh[j] * og * (one - tc * tc)
+                dp[j] = dc * gg * ig * (one - ig)
+                dp[H + j] = dc * c_prev[j] * fg * (one - fg)
+                dp[2 * H + j] = dc * ig * (one - gg * gg)
+                dp[3 * H + j] = dh[j] * tc * og * (one - og)
+                cr[j] = dc * fg
+        gemm_(one, cur, hs[s - 1, b0:b1], one, dWh, True, False)
+        gemm_(one, drive_in[s - 1, b0:b1], cur, one, dV, True, False)
+        gemm_(one, gy, hs[s, b0:b1], one, dW_out, True, False)
+        for b in range(rows):
+            for o in range(O):
+                db_out[o] += gy[b, o]
+    for o in range(O):
+        gb_out[block, o] = db_out[o]

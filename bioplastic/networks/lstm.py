@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels.lstm import lstm_backward_, lstm_forward_
+from ..kernels.lfrnn import drive_inputs, forward_weights
+from ..kernels.lstm import lstm_backward_rows_, lstm_forward_rows_
+from ..kernels.threads import n_blocks, run_blocks
 from ..validation import as_array
-from .base import Network, Trajectory, empty3, outer_sum, readout, readout_backward
+from .base import Network, Trajectory, empty3
 
 
 class LSTM(Network):
@@ -128,31 +130,37 @@ class LSTM(Network):
     def _forward(self, params, inputs, noise, x0):
         T, B, _ = inputs.shape
         H = self.n_units
-        drive = (inputs.reshape(T * B, -1) @ params["W_x"].T + params["b"]).reshape(T, B, 4 * H)
-        noise_k = (empty3(self.dtype) if noise is None
-                   else noise * self.dtype.type(np.sqrt(self.alpha) * self.noise_std))
         hs = np.empty((T + 1, B, H), dtype=self.dtype)
         cs = np.empty_like(hs)
         gates = np.empty((T, B, 4 * H), dtype=self.dtype)
-        lstm_forward_(np.ascontiguousarray(x0[:, :H]), np.ascontiguousarray(x0[:, H:]), drive, noise_k,
-                      np.ascontiguousarray(params["W_h"].T), hs, cs, gates)
-        return Trajectory(cs, hs, readout(hs[1:], params["W_out"], params["b_out"]), {"gates": gates})
+        ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
+        scale = self.dtype.type(np.sqrt(self.alpha) * self.noise_std)
+        WhT, V = forward_weights(params["W_h"], params["W_x"], params["b"])
+        run_blocks(lstm_forward_rows_, B, n_blocks(B, T, 4 * H * H),
+                   np.ascontiguousarray(x0[:, :H]), np.ascontiguousarray(x0[:, H:]), np.ascontiguousarray(inputs),
+                   V, empty3(self.dtype) if noise is None else noise, scale, WhT,
+                   params["W_out"], params["b_out"], hs, cs, gates, ys)
+        return Trajectory(cs, hs, ys, {"gates": gates})
 
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
         hs, cs = traj.rates, traj.states
         if "gates" not in traj.extra:
             raise ConfigError("LSTM backward needs the trajectory's extra['gates'] from forward")
-        dW_out, db_out, d_h_out = readout_backward(hs[1:], d_outputs, params["W_out"])
-        g_h = np.zeros_like(hs) if d_rates is None else d_rates.copy()
-        g_h[1:] += d_h_out
-        g_c = empty3(self.dtype) if d_states is None else d_states
-        T, B, _ = inputs.shape
-        dpre = np.empty((T, B, 4 * self.n_units), dtype=self.dtype)
-        lstm_backward_(hs, cs, traj.extra["gates"], np.ascontiguousarray(params["W_h"]), g_h, g_c, dpre)
+        T1, B, H = hs.shape
+        I, O = self.n_inputs, self.n_outputs
+        blocks = n_blocks(B, T1 - 1, 4 * H * H)
+        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
+               for name, shape in (("W_h", (4 * H, H)), ("V", (I + 1, 4 * H)), ("W_out", (O, H)), ("b_out", (O,)))}
+        run_blocks(lstm_backward_rows_, B, blocks,
+                   hs, cs, traj.extra["gates"], drive_inputs(inputs, self.dtype), np.ascontiguousarray(params["W_h"]),
+                   empty3(self.dtype) if d_rates is None else d_rates,
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
+                   acc["W_h"], acc["V"], acc["W_out"], acc["b_out"])
+        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
         return {
-            "W_x": outer_sum(dpre, inputs),
-            "W_h": outer_sum(dpre, hs[:-1]),
-            "b": dpre.sum(axis=(0, 1)),
-            "W_out": dW_out,
-            "b_out": db_out,
+            "W_x": np.ascontiguousarray(total["V"][:I].T),
+            "W_h": total["W_h"],
+            "b": total["V"][I],
+            "W_out": total["W_out"],
+            "b_out": total["b_out"],
         }
