@@ -33,9 +33,9 @@ float32 form is left uncontracted: contracted, it ends 2 ulp short of 1 at
 the clamp instead of exactly 1.
 """
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
+from .bits import float_from_bits
 from .vector import prefer_wide_vectors
 
 PHI_CODES = {"tanh": 0, "relu": 1, "softplus": 2, "sigmoid": 3}
@@ -64,18 +64,6 @@ def tanh_constants(dtype) -> np.ndarray:
     c = np.empty(N_CONSTANTS, dtype=np.dtype(dtype))
     fill_constants_(c)
     return c
-
-
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    """The float64 whose IEEE bits are the int64 ``bits`` (a register move)."""
-    if bits != types.int64:
-        return None
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return sig, codegen
 
 
 # Cody-Waite split of ln 2: k * LN2_HI is exact for every k <= 58.
@@ -124,7 +112,7 @@ def _tanh_expm1_row_(x, out):
         # 2^-k from its exponent bits; NaN (k compares false) is sent to a
         # finite k, so the conversion is defined and NaN flows on through p.
         kc = k if k < 59.0 else 58.0
-        s = _float64_from_bits((1023 - np.int64(kc)) << 52)
+        s = float_from_bits((1023 - np.int64(kc)) << 52)
         m = s * (q * p) + (s - 1.0)  # e^(-2|v|) - 1
         out[i] = np.copysign((0.0 - m) / (2.0 + m), v)
 

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .bits import float_bits, float_from_bits
 from .vector import prefer_wide_vectors
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -53,30 +54,6 @@ _SQRT2 = 1.4142135623730951
 _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
 _TWO_PI = 6.283185307179586
-
-
-@intrinsic
-def _bits(typingctx, x):
-    """The uint64 IEEE bits of the float64 ``x`` (a register move)."""
-    if x != types.float64:
-        return None
-    sig = types.uint64(types.float64)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.uint64))
-    return sig, codegen
-
-
-@intrinsic
-def _from_bits(typingctx, bits):
-    """The float64 whose IEEE bits are the uint64 ``bits``."""
-    if bits != types.uint64:
-        return None
-    sig = types.float64(types.uint64)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return sig, codegen
 
 
 @intrinsic
@@ -103,9 +80,9 @@ def _mix(z):
 @njit(cache=True, nogil=True, fastmath={"contract"}, inline="always")
 def _log_unit(u):
     """ln(u) for a positive normal float64 u (here u in (0, 1])."""
-    b = _bits(u)
+    b = float_bits(u)
     e = np.float64(np.int64((b >> _S52) & _EXP_MASK) - 1023)
-    m = _from_bits((b & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    m = float_from_bits((b & _MANTISSA) | _ONE_BITS)  # in [1, 2)
     big = m > _SQRT2
     m = m * 0.5 if big else m
     e = e + 1.0 if big else e
