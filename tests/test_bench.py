@@ -183,3 +183,22 @@ def test_cli_bench_rules_adds_local_rule_records(tmp_path, capsys):
     rule = next(r for r in records if r["what"] == "eprop")
     assert rule["bioplastic_ms"] > 0 and rule["torch_ms"] is None and rule["ratio"] is None
     assert "peak memory" in capsys.readouterr().out
+
+
+def test_cli_bench_models_times_every_model_kind(tmp_path, capsys):
+    """`bioplastic bench --models` adds forward and loss_and_grads records of each kind, against the LFRNN."""
+    import json
+
+    from bioplastic.bench import run_model_benchmark
+    from bioplastic.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--models", "--repeats", "1", "--json", str(out)]) == 0
+    records = [r for r in json.loads(out.read_text()) if r["case"].split()[0] in ("lfrnn", "rank1", "plrnn", "lstm")]
+    assert {r["case"].split()[0] for r in records} == {"lfrnn", "rank1", "plrnn", "lstm"}
+    assert {r["what"] for r in records} == {"forward", "loss_and_grads"}
+    assert all(r["bioplastic_ms"] > 0 and r["torch_ms"] is None for r in records)
+    assert "x lfrnn" in capsys.readouterr().out
+    direct = run_model_benchmark(quick=True, repeats=1, kinds=("lfrnn", "plrnn"))
+    assert [r["vs_lfrnn"] for r in direct if r["case"].startswith("lfrnn")] == [1.0, 1.0]
+    assert all(r["vs_lfrnn"] > 0 for r in direct)

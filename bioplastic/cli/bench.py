@@ -21,6 +21,9 @@ def configure_parser(parser):
     parser.add_argument("--rules", action="store_true",
                         help="also time one update of the local rules (what = eprop, node_perturbation) "
                              "against a forward pass, and e-prop's peak memory at two T")
+    parser.add_argument("--models", action="store_true",
+                        help="also time forward and loss-and-gradients of every model kind (lfrnn, rank1, "
+                             "plrnn, lstm) at N=100 B=32 T=100 float64, against the LFRNN")
     return parser
 
 
@@ -63,6 +66,13 @@ def run(args) -> int:
         print()
         print(format_rule_table(rule_records, memory))
         records = records + rule_records
+    if args.models:
+        from ..bench import format_model_table, run_model_benchmark
+
+        model_records = run_model_benchmark(repeats=args.repeats, quick=args.quick)
+        print()
+        print(format_model_table(model_records))
+        records = records + model_records
     if args.json:
         write_json(records, args.json)
         print(f"wrote {args.json}")
