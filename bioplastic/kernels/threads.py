@@ -310,9 +310,11 @@ class _WorkerPool:
                 continue
             with cond:
                 store_flag(self.caller, 0, CALLER_ASLEEP, 1)
-                while load_flag(flags, w, DONE) != n:
-                    cond.wait()
-                store_flag(self.caller, 0, CALLER_ASLEEP, 0)
+                try:
+                    while load_flag(flags, w, DONE) != n:
+                        cond.wait()
+                finally:  # an interrupt must not leave the workers notifying for nothing
+                    store_flag(self.caller, 0, CALLER_ASLEEP, 0)
 
     def idle(self) -> None:
         """Workers stop spinning now and sleep until the next job."""
