@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from .bench import Case, _setup
 from .kernels.activations import N_CONSTANTS, fill_constants_, phi_row_
 from .kernels.blas import gemm_
-from .kernels.lfrnn import drive_inputs, drive_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
+from .kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from .kernels.small import combine_rows_, readout_rows_
 
 ROWS = 16
@@ -74,8 +74,9 @@ def _jobs(N, B, T, dtype):
     xs, rs, ys = traj.states.copy(), traj.rates.copy(), traj.outputs.copy()
     x0 = np.zeros((B, N), dtype)
     none3, none2 = np.zeros((0, 0, 0), dtype), np.zeros((0, 0), dtype)
-    din, V = drive_inputs(batch.inputs, dtype), drive_weights(params["W_in"], params["b"], dtype)
-    WT, W, W_out, b_out = np.ascontiguousarray(params["W"].T), params["W"], params["W_out"], params["b_out"]
+    din = drive_inputs(batch.inputs, dtype)
+    WT, V = forward_weights(params["W"], params["W_in"], params["b"])
+    W, W_out, b_out = params["W"], params["W_out"], params["b_out"]
     rng = np.random.default_rng(0)
     gy = (0.01 * rng.standard_normal((T, B, W_out.shape[0]))).astype(dtype)
     A = rng.standard_normal((2, ROWS, N)).astype(dtype)

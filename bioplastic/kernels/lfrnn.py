@@ -8,7 +8,7 @@ Model (SPEC 1), batch-row convention, for t = 0..T-1::
 with ``s_noise = sqrt(alpha) sigma``. The input drive is one product: ``v[t]
 = [u[t], 1]`` are the inputs with a column of ones appended and ``V = [W_in^T;
 b]`` stacks the transposed input weights over the bias, so that
-``v[t] V = u[t] W_in^T + b`` (:func:`drive_inputs` and :func:`drive_weights`
+``v[t] V = u[t] W_in^T + b`` (:func:`drive_inputs` and :func:`forward_weights`
 build them; the forward kernel reads ``u`` itself and adds V's last row, see
 :func:`.small.combine_rows_`). The readout is computed in the kernels too, and so is its
 gradient in the adjoint.
@@ -76,22 +76,13 @@ def _append_ones_any(uf, vf, one):
         vf[r, I] = one
 
 
-def drive_weights(W_in, b, dtype):
-    """``V = [W_in^T; b]``: (I+1, N), so that ``[u, 1] V = u W_in^T + b``."""
-    N, I = W_in.shape
-    V = np.empty((I + 1, N), dtype=dtype)
-    V[:I] = W_in.T
-    V[I] = b
-    return V
-
-
 def forward_weights(W, W_in, b):
     """``(W^T, [W_in^T; b])`` as new C-contiguous arrays, in one compiled call.
 
     The forward kernels' operands built from the parameters (W may be
-    rectangular: the LSTM's W_h is (4H, H)); NumPy's
-    ``ascontiguousarray(W.T)`` and :func:`drive_weights` took 10 to 20 us
-    per call between kernel calls, a few per cent of an N = 100 forward pass.
+    rectangular: the LSTM's W_h is (4H, H)); built with NumPy, ``W.T`` and
+    the stacking took 10 to 20 us per call between kernel calls, a few per
+    cent of an N = 100 forward pass.
     """
     M, I = W_in.shape
     WT = np.empty((W.shape[1], W.shape[0]), dtype=W.dtype)

@@ -356,17 +356,14 @@ def readout(rates_after: np.ndarray, W_out: np.ndarray, b_out: np.ndarray) -> np
     return (matmul(rates_after.reshape(T * B, N), W_out.T) + b_out).reshape(T, B, -1)
 
 
-def readout_backward(rates_after, d_outputs, W_out):
-    """Gradients of the linear readout: (dW_out, db_out, dL/dr[1:] from y)."""
-    T, B, N = rates_after.shape
-    gy = d_outputs.reshape(T * B, -1)
-    dW_out = matmul(gy.T, rates_after.reshape(T * B, N))
-    db_out = gy.sum(axis=0)
-    d_r = matmul(gy, W_out).reshape(T, B, N)
-    return dW_out, db_out, d_r
+def block_accumulators(blocks: int, shapes: dict, dtype) -> dict:
+    """Zeroed per-block gradient accumulators ``{name: (blocks,) + shape}``
+    for the adjoint kernels that :func:`~bioplastic.kernels.threads.run_blocks`
+    runs on row blocks (block k writes index k)."""
+    return {name: np.zeros((blocks,) + tuple(shape), dtype=dtype) for name, shape in shapes.items()}
 
 
-def outer_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over (t, b) of a[t,b,:]^T b[t,b,:] -> (Na, Nb), one BLAS call."""
-    T, B, Na = a.shape
-    return matmul(a.reshape(T * B, Na).T, b.reshape(T * B, b.shape[2]))
+def sum_blocks(acc: dict) -> dict:
+    """The accumulators of :func:`block_accumulators` summed over their blocks,
+    in block order (so the result does not depend on which thread ran which)."""
+    return {name: v[0] if v.shape[0] == 1 else v.sum(axis=0) for name, v in acc.items()}

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
-from .base import Constraint, Network, Trajectory, check_tcr_on, empty3
+from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 
 #: (0, 0) epoch weights standing for "all ones" in the kernels.
 NO_WEIGHTS = {np.dtype(d): np.zeros((0, 0), dtype=d) for d in ("float64", "float32")}
@@ -166,8 +166,8 @@ class LFRNN(Network):
         N, O = self.n_units, self.n_outputs
         W = self.recurrent_weights(params)
         blocks = n_blocks(B, T, N * N)
-        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
-               for name, shape in (("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)), ("b_out", (O,)))}
+        acc = block_accumulators(blocks, {"W": (N, N), "V": (I + 1, N), "W_out": (O, N), "b_out": (O,)},
+                                 self.dtype)
         tcr_on, tcr_w, tcr_c = (0, NO_WEIGHTS[self.dtype], self.dtype.type(0)) if tcr is None else tcr
         tcr_sum = np.zeros(blocks)
         run_blocks(lfrnn_backward_rows_, B, blocks,
@@ -176,7 +176,7 @@ class LFRNN(Network):
                    empty3(self.dtype) if d_rates is None else d_rates,
                    empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
                    tcr_on, tcr_w, tcr_c, acc["W"], acc["V"], acc["W_out"], acc["b_out"], tcr_sum)
-        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
+        total = sum_blocks(acc)
         grads = {
             "W": a * total["W"],
             "W_in": np.ascontiguousarray(a * total["V"][:I].T),

@@ -15,7 +15,7 @@ from ..kernels.lfrnn import drive_inputs, forward_weights
 from ..kernels.lstm import lstm_backward_rows_, lstm_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
 from ..validation import as_array
-from .base import Network, Trajectory, empty3
+from .base import Network, Trajectory, block_accumulators, empty3, sum_blocks
 
 
 class LSTM(Network):
@@ -149,14 +149,14 @@ class LSTM(Network):
         T1, B, H = hs.shape
         I, O = self.n_inputs, self.n_outputs
         blocks = n_blocks(B, T1 - 1, 4 * H * H)
-        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
-               for name, shape in (("W_h", (4 * H, H)), ("V", (I + 1, 4 * H)), ("W_out", (O, H)), ("b_out", (O,)))}
+        acc = block_accumulators(blocks, {"W_h": (4 * H, H), "V": (I + 1, 4 * H), "W_out": (O, H), "b_out": (O,)},
+                                 self.dtype)
         run_blocks(lstm_backward_rows_, B, blocks,
                    hs, cs, traj.extra["gates"], drive_inputs(inputs, self.dtype), np.ascontiguousarray(params["W_h"]),
                    empty3(self.dtype) if d_rates is None else d_rates,
                    empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
                    acc["W_h"], acc["V"], acc["W_out"], acc["b_out"])
-        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
+        total = sum_blocks(acc)
         return {
             "W_x": np.ascontiguousarray(total["V"][:I].T),
             "W_h": total["W_h"],

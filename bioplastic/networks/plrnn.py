@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..kernels.lfrnn import drive_inputs, forward_weights
 from ..kernels.plrnn import plrnn_backward_rows_, plrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
-from .base import Constraint, Network, Trajectory, empty3
+from .base import Constraint, Network, Trajectory, block_accumulators, empty3, sum_blocks
 
 READOUTS = ("z", "relu")
 
@@ -122,16 +122,15 @@ class PLRNN(Network):
         T1, B, N = zs.shape
         I, O = self.n_inputs, self.n_outputs
         blocks = n_blocks(B, T1 - 1, N * N)
-        acc = {name: np.zeros((blocks,) + shape, dtype=self.dtype)
-               for name, shape in (("A", (N,)), ("W", (N, N)), ("V", (I + 1, N)), ("W_out", (O, N)),
-                                   ("b_out", (O,)))}
+        acc = block_accumulators(blocks, {"A": (N,), "W": (N, N), "V": (I + 1, N), "W_out": (O, N),
+                                          "b_out": (O,)}, self.dtype)
         run_blocks(plrnn_backward_rows_, B, blocks,
                    zs, rs, drive_inputs(inputs, self.dtype), params["A"], np.ascontiguousarray(params["W"]),
                    self.readout_from == "z",
                    empty3(self.dtype) if d_rates is None else d_rates,
                    empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
                    acc["A"], acc["W"], acc["V"], acc["W_out"], acc["b_out"])
-        total = {name: v[0] if blocks == 1 else v.sum(axis=0) for name, v in acc.items()}
+        total = sum_blocks(acc)
         return {
             "A": total["A"],
             "W": total["W"],
