@@ -1,7 +1,8 @@
 """Per-step cost of each part of the LFRNN kernels, on one row block (a developer tool).
 
-Each part of the forward and adjoint kernels (the recurrent product, tanh,
-the leak and input drive, the readout, the adjoint's products) runs alone in
+Each part of the forward and adjoint kernels (the packed-panel product that
+does the leak, input drive, recurrent product and readout in one pass, tanh,
+the adjoint's products) runs alone in
 its own compiled loop over the T steps of one block of :data:`ROWS` rows, on
 one thread, next to the whole kernels. Medians over rounds, in microseconds
 per step::
@@ -11,6 +12,8 @@ per step::
 
 Parts timed alone do not add up to the whole kernel (each loop has its own
 overhead and cache state): the table says where the time goes, not a budget.
+Two rows time what the panel product replaced (BLAS ``gemm`` and the row
+loops of :mod:`.kernels.small`), as a yardstick for the micro-kernel.
 """
 from __future__ import annotations
 
@@ -26,15 +29,16 @@ from .bench import Case, _setup
 from .kernels.activations import N_CONSTANTS, fill_constants_, phi_row_
 from .kernels.blas import gemm_
 from .kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
+from .kernels.panels import adjoint_panels, forward_panels, panel_product_
 from .kernels.small import combine_rows_, readout_rows_
 
 ROWS = 16
-FORWARD_PARTS = ("leak + input drive", "recurrent product r W^T", "tanh", "readout")
-ADJOINT_PARTS = ("product a W", "gradient product a^T r", "three small products")
+FORWARD_PARTS = ("panel product [r, u, 1] B", "tanh", "BLAS r W^T alone", "BLAS r W^T + drive + readout")
+ADJOINT_PARTS = ("panel product [a, g_y] [W; W_out]", "gradient product a^T r", "two small products")
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _forward_part(part, u, V, WT, alpha, W_out, b_out, xs, rs, ys):
+def _forward_part(part, u, P, V, WT, alpha, W_out, b_out, xs, rs, ys):
     """Part ``part`` (index into FORWARD_PARTS) of the Euler step, rows 0:ROWS."""
     leak = xs.dtype.type(1.0) - alpha
     c = np.empty(N_CONSTANTS, xs.dtype)
@@ -42,27 +46,29 @@ def _forward_part(part, u, V, WT, alpha, W_out, b_out, xs, rs, ys):
     for t in range(u.shape[0]):
         x_next = xs[t + 1, 0:ROWS]
         if part == 0:
-            combine_rows_(x_next, xs[t, 0:ROWS], leak, u[t, 0:ROWS], V, alpha)
+            panel_product_(rs[t, 0:ROWS], u[t, 0:ROWS], True, P, x_next, xs[t, 0:ROWS], leak, ys[t, 0:ROWS])
         elif part == 1:
-            gemm_(alpha, rs[t, 0:ROWS], WT, 1.0, x_next)
-        elif part == 2:
             phi_row_(x_next.reshape(-1), rs[t + 1, 0:ROWS].reshape(-1), 0, c)
+        elif part == 2:
+            gemm_(alpha, rs[t, 0:ROWS], WT, 1.0, x_next)
         else:
+            combine_rows_(x_next, xs[t, 0:ROWS], leak, u[t, 0:ROWS], V, alpha)
+            gemm_(alpha, rs[t, 0:ROWS], WT, 1.0, x_next)
             readout_rows_(ys[t, 0:ROWS], rs[t + 1, 0:ROWS], W_out, b_out)
 
 
 @njit(cache=True, nogil=True)
-def _adjoint_part(part, A, W, rs, din, gy, W_out, H, dW, dV, dW_out):
+def _adjoint_part(part, A, PA, rs, din, gy, H, dW, dV, dW_out):
     """Part ``part`` (index into ADJOINT_PARTS) of the adjoint's products."""
     one = rs.dtype.type(1.0)
+    none = np.empty((0, 0), rs.dtype)
     for s in range(rs.shape[0] - 1, 0, -1):
         a = A[s % 2]
         if part == 0:
-            gemm_(0.1, a, W, 0.0, H)
+            panel_product_(a, gy[s - 1, 0:ROWS], False, PA, H, none, 0.0, none)
         elif part == 1:
             gemm_(one, a, rs[s - 1, 0:ROWS], one, dW, True, False)
         else:
-            gemm_(one, gy[s - 1, 0:ROWS], W_out, one, H)
             gemm_(one, din[s - 1, 0:ROWS], a, one, dV, True, False)
             gemm_(one, gy[s - 1, 0:ROWS], rs[s, 0:ROWS], one, dW_out, True, False)
 
@@ -77,6 +83,8 @@ def _jobs(N, B, T, dtype):
     din = drive_inputs(batch.inputs, dtype)
     WT, V = forward_weights(params["W"], params["W_in"], params["b"])
     W, W_out, b_out = params["W"], params["W_out"], params["b_out"]
+    P = forward_panels(W, params["W_in"], params["b"], W_out, b_out, net.alpha)
+    PA = adjoint_panels(W, W_out, net.alpha)
     rng = np.random.default_rng(0)
     gy = (0.01 * rng.standard_normal((T, B, W_out.shape[0]))).astype(dtype)
     A = rng.standard_normal((2, ROWS, N)).astype(dtype)
@@ -86,17 +94,17 @@ def _jobs(N, B, T, dtype):
 
     def adjoint():
         acc = [np.zeros((1,) + s, dtype) for s in ((N, N), dV.shape, dW_out.shape, (W_out.shape[0],))]
-        lfrnn_backward_rows_(0, 0, ROWS, traj.states, traj.rates, din, W, alpha, 0, none3, none3, gy, W_out,
+        lfrnn_backward_rows_(0, 0, ROWS, traj.states, traj.rates, din, PA, alpha, 0, none3, none3, gy,
                              1, none2, typ(1e-3), *acc, np.zeros(1))
 
     u = batch.inputs  # the forward kernel reads u and adds V's last row (the bias)
-    jobs = {"forward, whole kernel": lambda: lfrnn_forward_rows_(0, 0, ROWS, x0, u, V, none3, typ(0), WT, alpha,
+    jobs = {"forward, whole kernel": lambda: lfrnn_forward_rows_(0, 0, ROWS, x0, u, P, none3, typ(0), alpha,
                                                                0, W_out, b_out, xs, rs, ys)}
     for k, name in enumerate(FORWARD_PARTS):
-        jobs["  " + name] = (lambda k=k: _forward_part(k, u, V, WT, alpha, W_out, b_out, xs, rs, ys))
+        jobs["  " + name] = (lambda k=k: _forward_part(k, u, P, V, WT, alpha, W_out, b_out, xs, rs, ys))
     jobs["adjoint with TCR, whole kernel"] = adjoint
     for k, name in enumerate(ADJOINT_PARTS):
-        jobs["  " + name] = (lambda k=k: _adjoint_part(k, A, W, rs, din, gy, W_out, H, dW, dV, dW_out))
+        jobs["  " + name] = (lambda k=k: _adjoint_part(k, A, PA, rs, din, gy, H, dW, dV, dW_out))
 
     def reset():  # the parts write into the trajectory; start each from the same values
         xs[:], rs[:] = traj.states, traj.rates

@@ -2,27 +2,28 @@
 
 Model (SPEC 1), batch-row convention, for t = 0..T-1::
 
-    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + v[t] V) + s_noise xi[t]
+    x[t+1] = (1 - alpha) x[t] + alpha (r[t] W^T + u[t] W_in^T + b) + s_noise xi[t]
     r[t]   = phi(x[t]),        y[t] = r[t+1] W_out^T + b_out
 
-with ``s_noise = sqrt(alpha) sigma``. The input drive is one product: ``v[t]
-= [u[t], 1]`` are the inputs with a column of ones appended and ``V = [W_in^T;
-b]`` stacks the transposed input weights over the bias, so that
-``v[t] V = u[t] W_in^T + b`` (:func:`drive_inputs` and :func:`forward_weights`
-build them; the forward kernel reads ``u`` itself and adds V's last row, see
-:func:`.small.combine_rows_`). The readout is computed in the kernels too, and so is its
-gradient in the adjoint.
+with ``s_noise = sqrt(alpha) sigma``. The forward step is one product of the
+row ``[r[t], u[t], 1]`` with the packed matrix
+``[[alpha W^T, W_out^T], [alpha W_in^T, 0], [alpha b, b_out]]``
+(:func:`.panels.forward_panels`), which gives the leaked state and the
+previous step's readout in one pass (:func:`.panels.panel_product_`); the
+adjoint's ``alpha a W + g_y W_out`` is one product with ``[alpha W; W_out]``
+the same way. ``V = [W_in^T; b]`` and ``v[t] = [u[t], 1]`` (built by
+:func:`forward_weights` and :func:`drive_inputs`) still serve the
+gradient ``v^T a`` and the PLRNN and LSTM kernels.
 
 Each kernel works on the batch rows ``b0:b1`` for all T steps (compiled
 ``nogil``), so that :mod:`bioplastic.kernels.threads` can run disjoint row
 blocks on several cores with no synchronisation per step. A row block of a
-trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix. The products
-are BLAS ``gemm`` calls that read such blocks and accumulate into them in
-place (:func:`.blas.gemm_`, ``beta = 1``), except in the Euler step, where
-the input drive and the readout (one small dimension) are fused loops over
-the rows (:mod:`.small`); the elementwise work is one vectorised loop over
-the whole block. At N = 100 a BLAS call or a loop per row costs more in
-set-up than in arithmetic, so these choices were measured one by one.
+trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix. The
+adjoint's weight-gradient products are BLAS ``gemm`` calls that accumulate
+into such blocks in place (:func:`.blas.gemm_`, ``beta = 1``); the
+elementwise work is one vectorised loop over the whole block. At N = 100 a
+BLAS call or a loop per row costs more in set-up than in arithmetic, so these
+choices were measured one by one (docs/benchmarks.md).
 
 The rank-one RNN runs on these kernels with ``W = g chi + m n^T / N``.
 Kernels take and return plain arrays; allocation and checks happen in
@@ -33,7 +34,8 @@ from numba import njit
 
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
-from .small import combine_rows_, readout_rows_
+from .panels import panel_product_
+from .small import readout_rows_
 from .tcr import tcr_step_grad_, tcr_step_sum_
 from .vector import prefer_wide_vectors
 
@@ -108,28 +110,31 @@ def _fill_forward_weights(W, W_in, b, WT, V):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lfrnn_forward_rows_(block, b0, b1, x0, inputs, V, noise, noise_scale, WT, alpha, phi_code,
+def lfrnn_forward_rows_(block, b0, b1, x0, inputs, P, noise, noise_scale, alpha, phi_code,
                         W_out, b_out, xs, rs, ys):
     """Integrate T Euler steps in place for the batch rows ``b0:b1``.
 
     Per step and row block (rows b0:b1 of every array)::
 
-        x[t+1] = (1 - alpha) x[t] + alpha [u[t], 1] V  one loop per row (small.combine_rows_)
-        x[t+1] += s_noise xi[t]                         one loop over the block
-        x[t+1] += alpha r[t] W^T                        gemm, K = N
-        r[t+1] = phi(x[t+1])                            one loop over the block
-        y[t] = b_out + r[t+1] W_out^T                   one loop per row (small.readout_rows_)
+        x[t+1] = (1 - alpha) x[t] + [r[t], u[t], 1] B[:, :N]    one pass (panels.panel_product_)
+        y[t-1] = [r[t], u[t], 1] B[:, N:]                      in the same pass
+        x[t+1] += s_noise xi[t]                                one loop over the block
+        r[t+1] = phi(x[t+1])                                   one loop over the block
+
+    with ``B = [[alpha W^T, W_out^T], [alpha W_in^T, 0], [alpha b, b_out]]``
+    packed in ``P`` (:func:`.panels.forward_panels`): the readout of step t
+    comes out of step t+1's product, and the last one is a row loop
+    (:func:`.small.readout_rows_`) after the steps.
 
     Parameters
     ----------
     block, b0, b1 : int, the block index (unused here) and its row range.
     x0 : (B, N) initial state.
-    inputs : (T, B, I) inputs u (or ``[u, 1]``, (T, B, I+1): the same drive).
-    V : (I+1, N) drive weights ``[W_in^T; b]``: the last row is the bias.
+    inputs : (T, B, I) inputs u.
+    P : the packed B above, N + I + 1 rows by N + O columns.
     noise : (T, B, N) standard-normal noise, or an array with
         ``noise.shape[0] == 0`` for a noiseless run.
     noise_scale : float, sqrt(alpha) sigma.
-    WT : (N, N) transposed recurrent weights (``W.T``, C-contiguous).
     alpha : float, dt / tau.
     phi_code : int, see ``PHI_CODES``.
     W_out : (O, N) readout weights; b_out : (O,) readout bias.
@@ -142,20 +147,21 @@ def lfrnn_forward_rows_(block, b0, b1, x0, inputs, V, noise, noise_scale, WT, al
     leak = xs.dtype.type(1.0) - alpha  # in the data's dtype: a float literal would promote float32 loops to float64
     c = np.empty(N_CONSTANTS, xs.dtype)
     fill_constants_(c)
+    no_outputs = np.empty((0, ys.shape[2]), ys.dtype)  # step 0 reads r[0], whose readout is no output
     for b in range(b0, b1):
         xs[0, b] = x0[b]
     phi_row_(xs[0, b0:b1].reshape(-1), rs[0, b0:b1].reshape(-1), phi_code, c)
     for t in range(T):
-        x_next = xs[t + 1, b0:b1]
-        xn = x_next.reshape(-1)
-        combine_rows_(x_next, xs[t, b0:b1], leak, inputs[t, b0:b1], V, alpha)
+        xn = xs[t + 1, b0:b1].reshape(-1)
+        panel_product_(rs[t, b0:b1], inputs[t, b0:b1], True, P, xs[t + 1, b0:b1], xs[t, b0:b1], leak,
+                       ys[t - 1, b0:b1] if t > 0 else no_outputs)
         if has_noise:
             nz = noise[t, b0:b1].reshape(-1)
             for j in range(xn.shape[0]):
                 xn[j] += noise_scale * nz[j]
-        gemm_(alpha, rs[t, b0:b1], WT, 1.0, x_next)
         phi_row_(xn, rs[t + 1, b0:b1].reshape(-1), phi_code, c)
-        readout_rows_(ys[t, b0:b1], rs[t + 1, b0:b1], W_out, b_out)
+    if T > 0:
+        readout_rows_(ys[T - 1, b0:b1], rs[T, b0:b1], W_out, b_out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -168,14 +174,14 @@ def _add_tcr(act, s, b0, b1, weights, c, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_r, g_x, g_y, W_out,
+def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, PA, alpha, phi_code, g_r, g_x, g_y,
                          tcr_on, tcr_weights, tcr_c, gW, gV, gW_out, gb_out, tcr_sum):
     """Adjoint (reverse) pass for the rows ``b0:b1``, and their share of the
     parameter gradients.
 
     Recursion for the adjoint ``a[s] = dL/dx[s]``, s = T..0, with ``a[T+1] = 0``::
 
-        h[s] = alpha a[s+1] W + g_y[s-1] W_out + g_r[s]           (gemm, gemm, loop)
+        h[s] = [a[s+1], g_y[s-1]] [alpha W; W_out] + g_r[s]     (one panel product, loop)
         a[s] = phi'(x[s]) * h[s] + (1 - alpha) a[s+1] + g_x[s]    (loop over the block)
 
     where the ``g_y`` term (the readout's share: y[s-1] reads r[s]) is absent
@@ -201,12 +207,11 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     block, b0, b1 : int, the block index and its row range.
     xs, rs : (T+1, B, N) states and rates of the forward pass.
     drive_in : (T, B, I+1) drive inputs ``[u, 1]`` of the forward pass.
-    W : (N, N) recurrent weights (C-contiguous).
+    PA : the packed ``[alpha W; W_out]``, (N + O) x N (:func:`.panels.adjoint_panels`).
     g_r : (T+1, B, N) other direct partials dL/dr (e.g. TCR), or empty
         (``shape[0] == 0``).
     g_x : (T+1, B, N) direct partials dL/dx, or empty.
     g_y : (T, B, O) dL/dy.
-    W_out : (O, N) readout weights.
     tcr_on : int, 0 (no TCR term), 1 (on the rates) or 2 (on the states).
     tcr_weights : (T, B) epoch mask e, or (0, 0) for all ones.
     tcr_c : float, 2 lambda_TCR / n (0: only the sum is measured).
@@ -215,13 +220,15 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     """
     prefer_wide_vectors()
     T1, _, N = xs.shape
-    O = W_out.shape[0]
+    O = g_y.shape[2]
     rows = b1 - b0
     has_gr = g_r.shape[0] > 0
     has_gx = g_x.shape[0] > 0
     one = xs.dtype.type(1.0)  # float literals would promote float32 loops to float64
     leak = one - alpha
     H = np.zeros((rows, N), dtype=xs.dtype)
+    no_gy = np.zeros((rows, O), dtype=xs.dtype)  # y[s-1] reads r[s] for s >= 1 only
+    no_base = np.empty((0, 0), dtype=xs.dtype)
     D = np.empty(rows * N if phi_code != 0 else 0, dtype=xs.dtype)  # phi'(x[s]), tanh inlines it
     h = H.reshape(-1)
     A = np.zeros((2, rows, N), dtype=xs.dtype)  # a[s] in A[s % 2], a[s+1] in the other
@@ -232,9 +239,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, W, alpha, phi_code, g_
     tcr_total = 0.0
     for s in range(T1 - 1, -1, -1):
         a_rows, next_rows = A[s % 2], A[(s + 1) % 2]  # next_rows is a[T+1] = 0 at s = T
-        gemm_(alpha, next_rows, W, 0.0, H)
-        if s > 0:
-            gemm_(1.0, g_y[s - 1, b0:b1], W_out, 1.0, H)
+        panel_product_(next_rows, g_y[s - 1, b0:b1] if s > 0 else no_gy, False, PA, H, no_base, 0.0, no_base)
         if has_gr:
             gr = g_r[s, b0:b1].reshape(-1)
             for j in range(h.shape[0]):

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
-from ..kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
+from ..kernels.lfrnn import drive_inputs, lfrnn_backward_rows_, lfrnn_forward_rows_
+from ..kernels.panels import adjoint_panels, forward_panels
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 
@@ -136,9 +137,9 @@ class LFRNN(Network):
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
-        WT, V = forward_weights(W, params["W_in"], params["b"])
+        P = forward_panels(W, params["W_in"], params["b"], params["W_out"], params["b_out"], self.alpha)
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
-                   x0, np.ascontiguousarray(inputs, dtype=self.dtype), V, noise_k, dt(scale), WT, dt(self.alpha),
+                   x0, np.ascontiguousarray(inputs, dtype=self.dtype), P, noise_k, dt(scale), dt(self.alpha),
                    PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)
         return Trajectory(xs, rs, ys)
 
@@ -171,10 +172,10 @@ class LFRNN(Network):
         tcr_on, tcr_w, tcr_c = (0, NO_WEIGHTS[self.dtype], self.dtype.type(0)) if tcr is None else tcr
         tcr_sum = np.zeros(blocks)
         run_blocks(lfrnn_backward_rows_, B, blocks,
-                   traj.states, traj.rates, drive_inputs(inputs, self.dtype), np.ascontiguousarray(W),
+                   traj.states, traj.rates, drive_inputs(inputs, self.dtype), adjoint_panels(W, params["W_out"], a),
                    self.dtype.type(a), PHI_CODES[self.nonlinearity],
                    empty3(self.dtype) if d_rates is None else d_rates,
-                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs,
                    tcr_on, tcr_w, tcr_c, acc["W"], acc["V"], acc["W_out"], acc["b_out"], tcr_sum)
         total = sum_blocks(acc)
         grads = {
