@@ -8,6 +8,9 @@ Quick start::
     result = bp.train(net, task, iterations=500, lambda_tcr=0.1, seed=0)
     print(result.summary())
 """
+from ._kernel_cache import drop_stale_kernel_cache
+
+drop_stale_kernel_cache()  # before any kernel loads its cache: numba does not see edits to callees
 from . import config
 from .memory import keep_freed_memory
 
