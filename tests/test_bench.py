@@ -202,3 +202,23 @@ def test_cli_bench_models_times_every_model_kind(tmp_path, capsys):
     direct = run_model_benchmark(quick=True, repeats=1, kinds=("lfrnn", "plrnn"))
     assert [r["vs_lfrnn"] for r in direct if r["case"].startswith("lfrnn")] == [1.0, 1.0]
     assert all(r["vs_lfrnn"] > 0 for r in direct)
+
+
+def test_timed_blocks_take_turns_after_an_untimed_call():
+    """Each side runs in short blocks that alternate, each block opened by an untimed call,
+    so that a slow spell of the machine cannot fall on one side only."""
+    from bioplastic.bench import ROUNDS, _time_blocks
+
+    calls = []
+    fns = [lambda: calls.append("a"), None, lambda: calls.append("b")]
+    ms = _time_blocks(fns, repeats=20, warmup=2)
+    assert ms[1] is None and ms[0] >= 0 and ms[2] >= 0
+    per_block = -(-20 // ROUNDS)
+    block = 1 + per_block
+    assert calls[:4] == ["a", "a", "b", "b"]  # warm-up
+    body = calls[4:]
+    assert len(body) == 2 * ROUNDS * block
+    assert body == (["a"] * block + ["b"] * block) * ROUNDS
+    few = []
+    _time_blocks([lambda: few.append(1)], repeats=3, warmup=0)  # fewer repeats than rounds
+    assert len(few) == 3 * 2  # three rounds of one untimed and one timed call
