@@ -45,7 +45,7 @@ def test_bench_parts_table():
     parts = result["float64"]
     assert list(parts)[0] == "forward, whole kernel" and len(parts) == 9
     assert all(v > 0 for v in parts.values())
-    assert "recurrent product" in bench_parts.format_parts(result)
+    assert "panel product" in bench_parts.format_parts(result)
     with pytest.raises(ValueError, match="at least 16"):
         bench_parts.measure(N=12, B=8, T=5)
 
