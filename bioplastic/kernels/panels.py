@@ -22,8 +22,8 @@ a register-blocked micro-kernel in the style of BLIS and OpenBLAS:
   :func:`pack_columns`): in panels of ``NR`` columns (four 512-bit vectors:
   32 float64 or 64 float32), each panel k-major, so that the kernel reads
   one panel row as four contiguous vector loads from a 64-byte aligned
-  buffer. OpenBLAS packs its operands again at every call, which at N = 256
-  made its products 1.4x (float32) slower than this kernel.
+  buffer. OpenBLAS packs its operands again at every call: at N = 256 the
+  float32 forward pass is 1.5x faster with this kernel, at N = 100 1.1x.
 - A tile of up to ``MR = 4`` rows by one panel keeps its 16 accumulators in
   vector registers over the whole k loop: per k, four vector loads of B, one
   broadcast of A per row, and 16 fused multiply-adds. Of the shapes tried
