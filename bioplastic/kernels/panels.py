@@ -44,6 +44,8 @@ W without transposing) for ``h = alpha a[s+1] W + g_y[s-1] W_out``.
 Each row's sums run in the same order whatever tile or thread block the row
 falls in, so results do not depend on the block split.
 """
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -51,7 +53,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 MR = 4  # rows per tile: 4 x 4 accumulators + 4 B vectors + 1 broadcast fit in AVX-512's 32 registers
-NV = 4  # vectors per panel
+NV = 4  # vectors per panel (below 8: the tile's switch keys on mr * 8 + nv)
 
 
 def lanes(dtype) -> int:
@@ -121,7 +123,7 @@ def tile_(typingctx, mr, nv, k1, a1, a1_off, lda1, k2, a2, a2_off, lda2, bias, p
         has_bias = context.cast(builder, args[10], argtypes[10], types.boolean)
         has_base = builder.icmp_signed("!=", arr_size(17), _int(0))
         scale = context.cast(builder, args[20], argtypes[20], dt)
-        key = builder.add(builder.mul(intp(0), _int(8)), intp(1))
+        key = builder.add(builder.mul(intp(0), _int(8)), intp(1))  # mr * 8 + nv: one case per tile shape (NV < 8)
         suffix = "f64" if dt == types.float64 else "f32"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]),
                                              f"llvm.fma.v{vl}{suffix}")
@@ -189,6 +191,8 @@ def tile_(typingctx, mr, nv, k1, a1, a1_off, lda1, k2, a2, a2_off, lda2, bias, p
                             with builder.if_else(has_base) as (with_base, without):
                                 with with_base:
                                     old = builder.load(row(BASE, LDB, i, j))
+                                    # two roundings here, one (fma) in the vector path: a column always
+                                    # takes the same path, so rows still do not depend on their tile
                                     builder.store(builder.fadd(builder.fmul(scale, old), acc), dst)
                                 with without:
                                     builder.store(acc, dst)
@@ -209,7 +213,6 @@ def tile_(typingctx, mr, nv, k1, a1, a1_off, lda1, k2, a2, a2_off, lda2, bias, p
         builder.position_at_end(end)
         return context.get_dummy_value()
     return sig, codegen
-
 
 
 @njit(cache=True, nogil=True)
@@ -292,9 +295,9 @@ def aligned_empty(shape, dtype, align=64):
     straddles two cache lines and costs two loads.
     """
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
+    n = math.prod(shape)  # np.prod on a tuple costs microseconds
     raw = np.empty(n * dtype.itemsize + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
+    start = (-raw.__array_interface__["data"][0]) % align  # not .ctypes: that builds a ctypes object, 12 us
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
