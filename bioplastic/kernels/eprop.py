@@ -36,6 +36,7 @@ from numba import njit
 from ..errors import ShapeError
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
 from .blas import gemm_
+from .panels import pack_columns, panel_product_
 from .small import readout_rows_
 from .stp import _stp_matvec, stp_step_
 from .tcr import sum_sq_diff_
@@ -47,7 +48,7 @@ CHUNK = 16
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out, F, leak, gain, phi_code,
+def eprop_(b0, x0, inputs, targets, cmask, noise, P, bias, W_out, b_out, F, leak, gain, phi_code,
            read_states, per_synapse, eta_s, decay_s, zero_diag, S, outputs,
            E, Eu, Eb, Ea, Lbuf, Rbuf, Ubuf, gW, gWin, gb, gWout, gbout, ga, stats):
     """Forward pass with e-prop traces; accumulates the gradient estimates.
@@ -65,8 +66,8 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
     targets : (T, B, O) targets y*.
     cmask : (T, B, O) loss weights: dL/dy = cmask * (y - y*) (``2 m / sum(m)``).
     noise : (T, B, N) scaled noise or ``shape[0] == 0``.
-    W_inT : (I, N) transposed input weights; bias : (N,).
-    WT : (N, N) transposed recurrent weights.
+    P : ``[W^T; W_in^T]``, (N + I) x N, packed by :func:`.panels.pack_columns`:
+        the drive ``r W^T + u W_in^T`` is one panel product. bias : (N,).
     W_out : (O, N), b_out : (O,) readout.
     F : (O, N) feedback weights carrying the error to the units.
     leak : (N,), gain : float, phi_code : int (see module docstring).
@@ -109,13 +110,12 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, W_inT, bias, WT, W_out, b_out,
     err = np.empty((B, O), dtype=x0.dtype)
     if has_stp:
         _stp_matvec(S, r, srec)
+    no_base = np.empty((0, 0), dtype=x0.dtype)
     k = 0
     for t in range(T):
         # x[t+1] = leak x[t] + gain (r (W + S)^T + u W_in^T + b) + noise
-        gemm_(one, r, WT, 0.0, rec)
         ut = inputs[t, b0:b0 + B]
-        if I > 0:
-            gemm_(one, ut, W_inT, one, rec)
+        panel_product_(r, ut, False, P, rec, no_base, 0.0, no_base)
         for b in range(B):
             xr, xo, rr = x[b], xn[b], rec[b]
             if has_stp:
@@ -268,7 +268,8 @@ def eprop_leaky(x0, inputs, targets, cmask, noise, W_in, bias, W, W_out, b_out, 
         E, Eu = np.zeros((B, 1, N), dtype=dtype), np.zeros((B, 1, I), dtype=dtype)
     Ea = np.zeros((B, N), dtype=dtype) if leak_grad else empty2
     c = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
-    weights = (c(np.asarray(W_in).T), c(bias), c(np.asarray(W).T), c(W_out), c(b_out), c(feedback), leak,
+    weights = (pack_columns(np.vstack([np.asarray(W, dtype=dtype).T, np.asarray(W_in, dtype=dtype).T])), c(bias),
+               c(W_out), c(b_out), c(feedback), leak,
                dtype.type(gain), int(phi_code), bool(read_states), per_synapse, dtype.type(eta_s),
                dtype.type(decay_s), bool(zero_diag))
     # Trials are independent: row blocks run on the kernel threads, each
