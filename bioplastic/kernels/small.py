@@ -8,6 +8,12 @@ more than its arithmetic; written as one loop per row, with the small
 dimension unrolled in groups of four (and the leak fused in), they stream
 each row once: the forward pass got 12 to 20% faster.
 
+Since 2026-12-02 the LFRNN step does the drive and the readout inside its
+packed-panel product (:mod:`.panels`), so :func:`combine_rows_` is no longer
+on a training path: it stays as the yardstick that ``bench_parts`` times the
+panel product against. :func:`readout_rows_` still gives the LFRNN's last
+readout and e-prop's outputs.
+
 The adjoint's small products (``g_y W_out``, ``v^T a``, ``g_y^T r``) stay in
 BLAS: as row loops they were 4 to 6 times slower, because either the output
 aliases an input or four output rows are written at once, and LLVM then
@@ -26,9 +32,8 @@ def combine_rows_(out, base, base_scale, coef, M, coef_scale):
     """``out[b] = base_scale base[b] + coef_scale sum_k coef[b, k] M[k]`` for every row b.
 
     ``coef`` may have one column fewer than ``M`` has rows: the missing last
-    coefficient is then 1, so that ``M``'s last row acts as a bias. The
-    Euler step passes the inputs ``u`` with ``M = [W_in^T; b]`` this way,
-    with no ``[u, 1]`` copy of the inputs.
+    coefficient is then 1, so that ``M``'s last row acts as a bias (the
+    inputs ``u`` with ``M = [W_in^T; b]``, with no ``[u, 1]`` copy).
 
     Parameters
     ----------
