@@ -14,6 +14,14 @@ Parts timed alone do not add up to the whole kernel (each loop has its own
 overhead and cache state): the table says where the time goes, not a budget.
 Two rows time what the panel product replaced (BLAS ``gemm`` and the row
 loops of :mod:`.kernels.small`), as a yardstick for the micro-kernel.
+
+The last row, ``two blocks on two threads``, runs two such blocks at once as
+:func:`~.kernels.threads.run_blocks` does in a forward pass (when the batch
+has ``2 * ROWS`` rows and two kernel threads are set). With perfect scaling
+it would equal the first row; on the 2-vCPU machine this project is
+developed on it was 1.2x to 1.8x the first row, because each vCPU switches
+between a fast and a slow state (about 1.4x apart, for seconds at a time)
+and a pass waits for the slower block (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -31,10 +39,12 @@ from .kernels.blas import gemm_
 from .kernels.lfrnn import drive_inputs, forward_weights, lfrnn_backward_rows_, lfrnn_forward_rows_
 from .kernels.panels import adjoint_panels, forward_panels, panel_product_
 from .kernels.small import combine_rows_, readout_rows_
+from .kernels.threads import kernel_threads, run_blocks
 
 ROWS = 16
 FORWARD_PARTS = ("panel product [r, u, 1] B", "tanh", "BLAS r W^T alone", "BLAS r W^T + drive + readout")
 ADJOINT_PARTS = ("panel product [a, g_y] [W; W_out]", "gradient product a^T r", "two small products")
+TWO_BLOCKS = "forward, two blocks on two threads"
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -106,13 +116,18 @@ def _jobs(N, B, T, dtype):
     for k, name in enumerate(ADJOINT_PARTS):
         jobs["  " + name] = (lambda k=k: _adjoint_part(k, A, PA, rs, din, gy, H, dW, dV, dW_out))
 
+    if B >= 2 * ROWS and kernel_threads() >= 2:
+        jobs[TWO_BLOCKS] = lambda: run_blocks(lfrnn_forward_rows_, 2 * ROWS, 2, x0, u, P, none3, typ(0), alpha,
+                                              0, W_out, b_out, xs, rs, ys)
+
     def reset():  # the parts write into the trajectory; start each from the same values
         xs[:], rs[:] = traj.states, traj.rates
     return jobs, reset
 
 
 def measure(N=100, B=32, T=100, rounds=40, dtypes=("float32", "float64")) -> dict:
-    """``{dtype: {part: median us per step}}`` for one block of ROWS rows."""
+    """``{dtype: {part: median us per step}}`` for one block of ROWS rows
+    (for :data:`TWO_BLOCKS`, two blocks at once)."""
     if B < ROWS:
         raise ValueError(f"bench_parts needs a batch of at least {ROWS} trials, got {B}")
     out = {}

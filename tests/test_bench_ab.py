@@ -50,6 +50,19 @@ def test_bench_parts_table():
         bench_parts.measure(N=12, B=8, T=5)
 
 
+def test_bench_parts_times_two_blocks_on_two_threads():
+    from bioplastic import bench_parts
+    from bioplastic.kernels.threads import kernel_threads, set_kernel_threads
+
+    before = kernel_threads()
+    set_kernel_threads(2)
+    try:
+        parts = bench_parts.measure(N=12, B=32, T=5, rounds=2, dtypes=("float64",))["float64"]
+    finally:
+        set_kernel_threads(before)
+    assert list(parts)[-1] == bench_parts.TWO_BLOCKS and parts[bench_parts.TWO_BLOCKS] > 0
+
+
 def test_paired_ratios_warm_takes_medians_of_runs():
     calls = {"old": 0, "new": 0}
 
