@@ -16,8 +16,12 @@ uses forms that LLVM vectorises (AVX-512 here), in the dtype of the data:
   (truncation < 5e-16 relative), ``2^-k`` written straight into the exponent
   bits, and the sign restored by ``copysign``. Working with ``e - 1`` rather
   than ``e`` keeps the relative error small near 0 too (``(1 - e) / (1 + e)``
-  loses all relative precision below |v| ~ 1e-8). Error: at most 2 ulp
-  (``np.tanh``: 1 ulp), below 4e-16 absolute and 1e-15 relative.
+  loses all relative precision below |v| ~ 1e-8). Error: below 4e-16
+  absolute and 1e-15 relative; at most 2.75 ulp against 40-digit arithmetic
+  (mpmath) at the 3000 points furthest from ``np.tanh`` among 2,020,000
+  (uniform on [-20, 20], standard normal, and 1e-300 to 1), where
+  ``np.tanh`` is within 1 ulp. (An earlier note here said 2 ulp; that
+  was not measured.)
 - float32: the rational form ``v P(v^2) / Q(v^2)`` (degrees 13 over 6 in v)
   of Eigen's ``ptanh`` for float, with |v| clamped at 7.9053. It is four
   times cheaper; its error is below 4e-7 (largest near |v| = 5.9, where it
