@@ -3,8 +3,6 @@
 Speed is what the benchmark measures, not what tests check; memory
 independence of T is a property of the algorithm and is checked here.
 """
-import pytest
-
 from bioplastic import bench
 from bioplastic.kernels import threads
 

@@ -8,7 +8,6 @@ import numpy as np
 from ..errors import ConfigError
 from ..networks.base import check_tcr_on
 from .loss import task_loss, tcr_loss
-from .optim import global_norm  # noqa: F401 - re-exported, one implementation
 
 
 
