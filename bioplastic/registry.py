@@ -45,7 +45,7 @@ class Registry:
         if key not in self._items:
             known = sorted(self._items)
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} Known: {', '.join(known)}")
         return self._items[key]
 

@@ -47,7 +47,7 @@ def resolve(name_or_path, kind: str, suffixes: tuple[str, ...]) -> Path:
     known = sorted({f.stem for d in search_dirs(kind) for f in d.iterdir()
                     if f.suffix in suffixes and not f.stem.startswith("_")})
     close = difflib.get_close_matches(str(name_or_path), known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {close[0]!r}?" if close else "."
     raise UnknownNameError(f"no {kind[:-1]} {str(name_or_path)!r}{hint} Known: {', '.join(known) or 'none'}")
 
 
