@@ -108,6 +108,25 @@ def test_packing_layout(dtype):
     np.testing.assert_array_equal(adjoint_panels(W, W_out, a), pack_columns(np.vstack([a * W, W_out])))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rectangular_packing_with_column_scales(dtype):
+    """The LSTM's step matrix: W_h is (4H, H), one scale per pre-activation column,
+    and its adjoint packs [W_h; W_out] as (4H + O) x H."""
+    rng = np.random.default_rng(8)
+    H, I, O = 9, 2, 3
+    W_h, W_x = rng.standard_normal((4 * H, H)).astype(dtype), rng.standard_normal((4 * H, I)).astype(dtype)
+    b, W_out, b_out = (rng.standard_normal(s).astype(dtype) for s in ((4 * H,), (O, H), (O,)))
+    scale = rng.uniform(0.5, 1.5, 4 * H).astype(dtype)
+    full = np.block([[scale * W_h.T, W_out.T], [scale * W_x.T, np.zeros((I, O), dtype)],
+                     [(scale * b)[None], b_out[None]]])
+    np.testing.assert_array_equal(forward_panels(W_h, W_x, b, W_out, b_out, scale), pack_columns(full))
+    np.testing.assert_array_equal(forward_panels(W_h, W_x, b, W_out[:0], b_out[:0], 1.0),
+                                  pack_columns(np.vstack([W_h.T, W_x.T, b[None]])))
+    np.testing.assert_array_equal(adjoint_panels(W_h, W_out, 1.0), pack_columns(np.vstack([W_h, W_out])))
+    with pytest.raises(ValueError, match="alpha must be a number or have shape"):
+        forward_panels(W_h, W_x, b, W_out, b_out, scale[:H])
+
+
 def test_packed_panels_are_aligned_for_vector_loads():
     for shape, dtype in (((3, 7, 32), np.float64), ((1, 5, 64), np.float32), ((2, 2), np.float64)):
         a = aligned_empty(shape, dtype)

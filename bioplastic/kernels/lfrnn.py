@@ -11,9 +11,11 @@ row ``[r[t], u[t], 1]`` with the packed matrix
 (:func:`.panels.forward_panels`), which gives the leaked state and the
 previous step's readout in one pass (:func:`.panels.panel_product_`); the
 adjoint's ``alpha a W + g_y W_out`` is one product with ``[alpha W; W_out]``
-the same way. ``V = [W_in^T; b]`` and ``v[t] = [u[t], 1]`` (built by
-:func:`forward_weights` and :func:`drive_inputs`) still serve the
-gradient ``v^T a`` and the PLRNN and LSTM kernels.
+the same way (so do the PLRNN's and the LSTM's forward steps). The drive
+inputs ``v[t] = [u[t], 1]`` (:func:`drive_inputs`) serve the gradient
+``v^T a`` of every model's adjoint; ``W^T`` and ``V = [W_in^T; b]``
+(:func:`forward_weights`) only the BLAS yardstick of
+:mod:`bioplastic.bench_parts`.
 
 Each kernel works on the batch rows ``b0:b1`` for all T steps (compiled
 ``nogil``), so that :mod:`bioplastic.kernels.threads` can run disjoint row
@@ -81,10 +83,10 @@ def _append_ones_any(uf, vf, one):
 def forward_weights(W, W_in, b):
     """``(W^T, [W_in^T; b])`` as new C-contiguous arrays, in one compiled call.
 
-    The forward kernels' operands built from the parameters (W may be
-    rectangular: the LSTM's W_h is (4H, H)); built with NumPy, ``W.T`` and
-    the stacking took 10 to 20 us per call between kernel calls, a few per
-    cent of an N = 100 forward pass.
+    The operands of the BLAS forward step that the packed panels replaced,
+    kept for :mod:`bioplastic.bench_parts` to time against (W may be
+    rectangular); built with NumPy, ``W.T`` and the stacking took 10 to 20
+    us per call.
     """
     M, I = W_in.shape
     WT = np.empty((W.shape[1], W.shape[0]), dtype=W.dtype)

@@ -39,7 +39,9 @@ a register-blocked micro-kernel in the style of BLIS and OpenBLAS:
   panels at the seam and the ragged end go through a small buffer.
 
 The adjoint uses the same kernel with ``B = [alpha W; W_out]`` (packed from
-W without transposing) for ``h = alpha a[s+1] W + g_y[s-1] W_out``.
+W without transposing) for ``h = alpha a[s+1] W + g_y[s-1] W_out``; the
+LSTM's adjoint and its forward step use it too, the PLRNN's forward step
+also.
 
 Each row's sums run in the same order whatever tile or thread block the row
 falls in, so results do not depend on the block split.
@@ -310,65 +312,77 @@ def pack_columns(B):
 
 
 @njit(cache=True, nogil=True)
-def _fill_forward_panels(W, W_in, b, W_out, b_out, alpha, P):
-    N, I = W_in.shape
+def _fill_forward_panels(W, W_in, b, W_out, b_out, scale, P):
+    M, K = W.shape
+    I = W_in.shape[1]
     O = W_out.shape[0]
     nr = P.shape[2]
     zero = P.dtype.type(0.0)
     for p in range(P.shape[0]):
         for c in range(nr):
             j = p * nr + c
-            if j < N:  # an x column: alpha [W^T; W_in^T; b]
-                for k in range(N):
-                    P[p, k, c] = alpha * W[j, k]
+            if j < M:  # an x column: scale_j [W^T; W_in^T; b]
+                s = scale[j]
+                for k in range(K):
+                    P[p, k, c] = s * W[j, k]
                 for k in range(I):
-                    P[p, N + k, c] = alpha * W_in[j, k]
-                P[p, N + I, c] = alpha * b[j]
-            elif j < N + O:  # a y column: [W_out^T; 0; b_out]
-                o = j - N
-                for k in range(N):
+                    P[p, K + k, c] = s * W_in[j, k]
+                P[p, K + I, c] = s * b[j]
+            elif j < M + O:  # a y column: [W_out^T; 0; b_out]
+                o = j - M
+                for k in range(K):
                     P[p, k, c] = W_out[o, k]
                 for k in range(I):
-                    P[p, N + k, c] = zero
-                P[p, N + I, c] = b_out[o]
+                    P[p, K + k, c] = zero
+                P[p, K + I, c] = b_out[o]
             else:
-                for k in range(N + I + 1):
+                for k in range(K + I + 1):
                     P[p, k, c] = zero
 
 
 def forward_panels(W, W_in, b, W_out, b_out, alpha):
     """The Euler step's packed matrix ``[[a W^T, W_out^T], [a W_in^T, 0], [a b, b_out]]``.
 
-    ``a = alpha``; (N + I + 1) rows, N + O columns, packed as by
-    :func:`pack_columns` in W's dtype.
+    ``W`` is (M, K) (M = K = N for the LFRNN; the LSTM's W_h is (4H, H)),
+    ``W_in`` (M, I), ``b`` (M,), ``W_out`` (O, K) (O may be 0), ``b_out``
+    (O,). ``a = alpha`` scales the first M columns: a number, or an (M,)
+    array of one scale per column. K + I + 1 rows, M + O columns, packed as
+    by :func:`pack_columns` in W's dtype.
     """
-    N, I = W_in.shape
-    P = aligned_empty(packed_shape(N + I + 1, N + W_out.shape[0], W.dtype), W.dtype)
-    _fill_forward_panels(W, W_in, b, W_out, b_out, W.dtype.type(alpha), P)
+    M, K = W.shape
+    dtype = W.dtype
+    scale = np.asarray(alpha, dtype=dtype)
+    scale = np.full(M, scale, dtype) if scale.ndim == 0 else np.ascontiguousarray(scale)
+    if scale.shape != (M,):
+        raise ValueError(f"forward_panels: alpha must be a number or have shape ({M},), got {scale.shape}")
+    P = aligned_empty(packed_shape(K + W_in.shape[1] + 1, M + W_out.shape[0], dtype), dtype)
+    _fill_forward_panels(W, W_in, b, W_out, b_out, scale, P)
     return P
 
 
 @njit(cache=True, nogil=True)
 def _fill_adjoint_panels(W, W_out, alpha, P):
-    N = W.shape[0]
+    M, N = W.shape
     O = W_out.shape[0]
     nr = P.shape[2]
     zero = P.dtype.type(0.0)
     for p in range(P.shape[0]):
-        for k in range(N + O):
+        for k in range(M + O):
             for c in range(nr):
                 j = p * nr + c
                 if j >= N:
                     P[p, k, c] = zero
-                elif k < N:
+                elif k < M:
                     P[p, k, c] = alpha * W[k, j]
                 else:
-                    P[p, k, c] = W_out[k - N, j]
+                    P[p, k, c] = W_out[k - M, j]
 
 
 def adjoint_panels(W, W_out, alpha):
-    """The adjoint's packed matrix ``[alpha W; W_out]``: (N + O) x N."""
-    N = W.shape[0]
-    P = aligned_empty(packed_shape(N + W_out.shape[0], N, W.dtype), W.dtype)
+    """The adjoint's packed matrix ``[alpha W; W_out]``: (M + O) x N for an
+    (M, N) ``W`` (N x N for the LFRNN, 4H x H for the LSTM's W_h) and an
+    (O, N) ``W_out``."""
+    M, N = W.shape
+    P = aligned_empty(packed_shape(M + W_out.shape[0], N, W.dtype), W.dtype)
     _fill_adjoint_panels(W, W_out, W.dtype.type(alpha), P)
     return P

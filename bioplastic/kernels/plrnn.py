@@ -7,7 +7,9 @@ Model (SPEC 1; Durstewitz 2017), batch-row convention, for t = 0..T-1::
 
 with ``A`` the diagonal (auto-regressive) weights stored as a vector,
 ``drive[t] = [u[t], 1] V`` with ``V = [C^T; h]`` (as for the LFRNN, see
-:mod:`.lfrnn`) and ``noise[t] = sqrt(alpha) sigma xi[t]``. The readout
+:mod:`.lfrnn`) and ``noise[t] = sqrt(alpha) sigma xi[t]``. The forward step's products (recurrent, input drive, bias, and for a readout
+from relu(z) the previous step's readout) are one packed-panel product, as
+for the LFRNN (:mod:`.panels`). The readout
 ``y[t] = a[t+1] W_out^T + b_out`` (``a = z`` or ``relu(z)``) is computed in the
 kernel, and its gradient in the adjoint, together with every parameter
 gradient: no NumPy product runs between the kernels. (NumPy's threaded
@@ -25,33 +27,39 @@ import numpy as np
 from numba import njit
 
 from .blas import gemm_
+from .panels import panel_product_
 from .small import readout_rows_
 from .vector import prefer_wide_vectors
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def plrnn_forward_rows_(block, b0, b1, z0, inputs, V, noise, noise_scale, A, WT, read_z, W_out, b_out,
+def plrnn_forward_rows_(block, b0, b1, z0, inputs, P, noise, noise_scale, A, read_z, W_out, b_out,
                         zs, rs, ys):
     """Iterate the PLRNN map T times in place, for the batch rows ``b0:b1``.
 
     Per step and row block (rows b0:b1 of every array)::
 
-        z[t+1] = A * z[t] + [u[t], 1] V (+ s_noise xi[t])   one loop per row
-        z[t+1] += r[t] W^T                                 gemm, in place
-        r[t+1] = relu(z[t+1])                              one loop over the block
-        y[t] = b_out + a[t+1] W_out^T,  a = z or r          one loop per row
+        z[t+1] = [r[t], u[t], 1] B[:, :N]                  one pass (panels.panel_product_)
+        y[t-1] = [r[t], u[t], 1] B[:, N:]                  in the same pass (readout from r)
+        z[t+1] += A * z[t] (+ s_noise xi[t]),  r[t+1] = relu(z[t+1])   one loop over the block
+        y[t] = b_out + z[t+1] W_out^T                      one loop per row (readout from z)
+
+    with ``B = [[W^T, W_out^T], [C^T, 0], [h, b_out]]`` packed in ``P``
+    (:func:`.panels.forward_panels`; without the ``W_out`` columns when the
+    readout is from z, which is no operand of the product). A readout from
+    r comes out of the next step's product; the last one is a row loop
+    after the steps.
 
     Parameters
     ----------
     block, b0, b1 : int, the block index (unused) and its row range.
     z0 : (B, N) initial state.
     inputs : (T, B, I) inputs u.
-    V : (I+1, N) drive weights ``[C^T; h]``.
+    P : the packed B above, N + I + 1 rows by N + O columns (N with read_z).
     noise : (T, B, N) standard-normal noise, or an array with
         ``noise.shape[0] == 0`` for a noiseless run.
     noise_scale : float, sqrt(alpha) sigma.
     A : (N,) diagonal of the auto-regressive matrix.
-    WT : (N, N) transposed off-diagonal weights (``W.T``, C-contiguous).
     read_z : bool, read the output from z (else from relu(z)).
     W_out : (O, N), b_out : (O,) readout.
     zs, rs : (T+1, B, N) outputs: states z and rates relu(z); index 0 is the
@@ -59,37 +67,37 @@ def plrnn_forward_rows_(block, b0, b1, z0, inputs, V, noise, noise_scale, A, WT,
     ys : (T, B, O) output: the readout.
     """
     prefer_wide_vectors()
-    T, _, I = inputs.shape
+    T = inputs.shape[0]
     N = z0.shape[1]
     has_noise = noise.shape[0] > 0
     zero = zs.dtype.type(0.0)
-    one = zs.dtype.type(1.0)
-    h = V[I]
+    no_base = np.empty((0, 0), zs.dtype)
+    no_outputs = np.empty((0, ys.shape[2]), ys.dtype)
     for b in range(b0, b1):
         for i in range(N):
             v = z0[b, i]
             zs[0, b, i] = v
             rs[0, b, i] = v if v > zero else zero
     for t in range(T):
+        panel_product_(rs[t, b0:b1], inputs[t, b0:b1], True, P, zs[t + 1, b0:b1], no_base, 0.0,
+                       ys[t - 1, b0:b1] if t > 0 and not read_z else no_outputs)
         for b in range(b0, b1):
-            zt, zn, u = zs[t, b], zs[t + 1, b], inputs[t, b]
-            for i in range(N):
-                zn[i] = A[i] * zt[i] + h[i]
-            for k in range(I):
-                c, vk = u[k], V[k]
+            zt, zn, rn = zs[t, b], zs[t + 1, b], rs[t + 1, b]
+            if has_noise:
+                nz = noise[t, b]
                 for i in range(N):
-                    zn[i] += c * vk[i]
-        zn = zs[t + 1, b0:b1].reshape(-1)
-        if has_noise:
-            nz = noise[t, b0:b1].reshape(-1)
-            for j in range(zn.shape[0]):
-                zn[j] += noise_scale * nz[j]
-        gemm_(one, rs[t, b0:b1], WT, one, zs[t + 1, b0:b1])
-        rn = rs[t + 1, b0:b1].reshape(-1)
-        for j in range(zn.shape[0]):
-            v = zn[j]
-            rn[j] = v if v > zero else zero
-        readout_rows_(ys[t, b0:b1], zs[t + 1, b0:b1] if read_z else rs[t + 1, b0:b1], W_out, b_out)
+                    v = A[i] * zt[i] + zn[i] + noise_scale * nz[i]
+                    zn[i] = v
+                    rn[i] = v if v > zero else zero
+            else:
+                for i in range(N):
+                    v = A[i] * zt[i] + zn[i]
+                    zn[i] = v
+                    rn[i] = v if v > zero else zero
+        if read_z:
+            readout_rows_(ys[t, b0:b1], zs[t + 1, b0:b1], W_out, b_out)
+    if T > 0 and not read_z:
+        readout_rows_(ys[T - 1, b0:b1], rs[T, b0:b1], W_out, b_out)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels.lfrnn import drive_inputs, forward_weights
-from ..kernels.lstm import lstm_backward_rows_, lstm_forward_rows_
+from ..kernels.lfrnn import drive_inputs
+from ..kernels.lstm import gate_scales, lstm_backward_rows_, lstm_forward_rows_
+from ..kernels.panels import adjoint_panels, forward_panels
 from ..kernels.threads import n_blocks, run_blocks
 from ..validation import as_array
 from .base import Network, Trajectory, block_accumulators, empty3, sum_blocks
@@ -135,10 +136,11 @@ class LSTM(Network):
         gates = np.empty((T, B, 4 * H), dtype=self.dtype)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
         scale = self.dtype.type(np.sqrt(self.alpha) * self.noise_std)
-        WhT, V = forward_weights(params["W_h"], params["W_x"], params["b"])
+        P = forward_panels(params["W_h"], params["W_x"], params["b"], params["W_out"], params["b_out"],
+                           gate_scales(H, self.dtype))
         run_blocks(lstm_forward_rows_, B, n_blocks(B, T, 4 * H * H),
                    np.ascontiguousarray(x0[:, :H]), np.ascontiguousarray(x0[:, H:]), np.ascontiguousarray(inputs),
-                   V, empty3(self.dtype) if noise is None else noise, scale, WhT,
+                   P, empty3(self.dtype) if noise is None else noise, scale,
                    params["W_out"], params["b_out"], hs, cs, gates, ys)
         return Trajectory(cs, hs, ys, {"gates": gates})
 
@@ -152,9 +154,10 @@ class LSTM(Network):
         acc = block_accumulators(blocks, {"W_h": (4 * H, H), "V": (I + 1, 4 * H), "W_out": (O, H), "b_out": (O,)},
                                  self.dtype)
         run_blocks(lstm_backward_rows_, B, blocks,
-                   hs, cs, traj.extra["gates"], drive_inputs(inputs, self.dtype), np.ascontiguousarray(params["W_h"]),
+                   hs, cs, traj.extra["gates"], drive_inputs(inputs, self.dtype),
+                   adjoint_panels(params["W_h"], params["W_out"], 1.0),
                    empty3(self.dtype) if d_rates is None else d_rates,
-                   empty3(self.dtype) if d_states is None else d_states, d_outputs, params["W_out"],
+                   empty3(self.dtype) if d_states is None else d_states, d_outputs,
                    acc["W_h"], acc["V"], acc["W_out"], acc["b_out"])
         total = sum_blocks(acc)
         return {

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels.lfrnn import drive_inputs, forward_weights
+from ..kernels.lfrnn import drive_inputs
+from ..kernels.panels import forward_panels
 from ..kernels.plrnn import plrnn_backward_rows_, plrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, block_accumulators, empty3, sum_blocks
@@ -111,10 +112,14 @@ class PLRNN(Network):
         rs = np.empty_like(zs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
         scale = self.dtype.type(np.sqrt(self.alpha) * self.noise_std)
-        WT, V = forward_weights(params["W"], params["C"], params["h"])
+        read_z = self.readout_from == "z"
+        W_out, b_out = params["W_out"], params["b_out"]
+        # a readout from z cannot ride on the product of r: pack no output columns then
+        P = forward_panels(params["W"], params["C"], params["h"], W_out[:0] if read_z else W_out,
+                           b_out[:0] if read_z else b_out, 1.0)
         run_blocks(plrnn_forward_rows_, B, n_blocks(B, T, N * N),
-                   x0, np.ascontiguousarray(inputs), V, empty3(self.dtype) if noise is None else noise, scale,
-                   params["A"], WT, self.readout_from == "z", params["W_out"], params["b_out"], zs, rs, ys)
+                   x0, np.ascontiguousarray(inputs), P, empty3(self.dtype) if noise is None else noise, scale,
+                   params["A"], read_z, W_out, b_out, zs, rs, ys)
         return Trajectory(zs, rs, ys)
 
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
