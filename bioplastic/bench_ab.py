@@ -14,6 +14,7 @@ Run from a git checkout::
     python -m bioplastic.bench_ab HEAD~3                 # N=100 B=32 T=100
     python -m bioplastic.bench_ab HEAD~3 512,128,200     # other sizes
     python -m bioplastic.bench_ab --warm 8 HEAD~3        # back-to-back calls
+    python -m bioplastic.bench_ab --kind lstm HEAD~3     # another model kind
 
 The old revision's ``bioplastic/`` is extracted with ``git archive`` into a
 temporary folder and imported under another name; its numba cache lives
@@ -24,6 +25,11 @@ That times every call with its own workers asleep, as after a pause of a
 millisecond or more. ``--warm K`` times the other regime, that of a training
 loop or ``bioplastic bench``: each side of a pair is the median of K calls
 in a row (workers spinning between them) after one untimed call.
+
+``--kind`` (``plrnn``, ``lstm``, ``rank1``; default ``lfrnn``) times that
+model with its default settings instead: its forward pass and one
+``loss_and_grads`` (masked MSE plus TCR, the adjoint; "bptt" in the
+report), with the same parameters on both sides.
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .errors import BioplasticError
 
 OLD_NAME = "bioplastic_ab_old"
 
@@ -84,33 +92,69 @@ def paired_ratios(old_fn, new_fn, calls: int, idle_old, idle_new, warm: int = 0)
     return t_old, t_new, [a / b for a, b in zip(t_old, t_new)]
 
 
-def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int = 0) -> list[dict]:
-    """Paired forward and BPTT timings of ``rev`` against this checkout."""
-    from .bench import Case, _setup, bioplastic_step
-    from .kernels.threads import idle_workers
+def _lfrnn_pairs(case, old):
+    """(old, new) callables of the LFRNN's forward pass and BPTT iteration (bench's)."""
+    from .bench import _setup, bioplastic_step
     from .training.optim import Adam
 
+    net, params, batch = _setup(case)
+    old_net = old["lfrnn"].LFRNN(case.n_units, net.n_inputs, net.n_outputs, g=net.g,
+                                 nonlinearity=net.nonlinearity, dt=net.dt, tau=net.tau, dtype=case.dtype)
+    p_old, p_new = params.copy(), params.copy()
+    o_old, o_new = old["optim"].Adam(lr=1e-3), Adam(lr=1e-3)
+    return {
+        "forward": (lambda: old_net.forward(params, batch.inputs), lambda: net.forward(params, batch.inputs)),
+        "bptt": (lambda: old["bench"].bioplastic_step(old_net, p_old, batch, o_old),
+                 lambda: bioplastic_step(net, p_new, batch, o_new)),
+    }
+
+
+def _model_pairs(kind, case, old):
+    """(old, new) callables of a model kind's forward pass and loss_and_grads, default settings."""
+    from types import SimpleNamespace
+
+    from .bench import LAMBDA_TCR
+    from .networks import make_network
+    from .training.objective import loss_and_grads
+
+    rng = np.random.default_rng(0)
+    I = O = 3
+    T, B = case.n_steps, case.batch_size
+    net = make_network(kind, I, O, n_units=case.n_units, dtype=case.dtype)
+    old_net = old["networks"].make_network(kind, I, O, n_units=case.n_units, dtype=case.dtype)
+    params = {k: np.array(v) for k, v in net.init_params(rng).items()}
+    batch = SimpleNamespace(inputs=rng.standard_normal((T, B, I)).astype(case.dtype),
+                            targets=rng.standard_normal((T, B, O)).astype(case.dtype),
+                            loss_mask=np.ones((T, B, O), dtype=case.dtype), epochs={})
+    return {
+        "forward": (lambda: old_net.forward(params, batch.inputs), lambda: net.forward(params, batch.inputs)),
+        "bptt": (lambda: old["objective"].loss_and_grads(old_net, params, batch, lambda_tcr=LAMBDA_TCR),
+                 lambda: loss_and_grads(net, params, batch, lambda_tcr=LAMBDA_TCR)),
+    }
+
+
+def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int = 0,
+            kind: str = "lfrnn") -> list[dict]:
+    """Paired forward and BPTT timings of ``rev`` against this checkout
+    (for a ``kind`` other than the LFRNN, "bptt" is one loss_and_grads)."""
+    from .bench import Case
+    from .kernels.threads import idle_workers
+    from .networks import MODELS
+
+    if kind != "lfrnn":
+        MODELS.get(kind)  # an unknown kind fails here, before the extraction
     tmp = tempfile.mkdtemp(prefix="bioplastic-ab-")
     extract_revision(rev, Path(tmp))
     sys.path.insert(0, tmp)
-    old_bench = importlib.import_module(f"{OLD_NAME}.bench")
-    old_net_mod = importlib.import_module(f"{OLD_NAME}.networks.lfrnn")
-    old_optim = importlib.import_module(f"{OLD_NAME}.training.optim")
-    old_threads = importlib.import_module(f"{OLD_NAME}.kernels.threads")
-    idle_old = getattr(old_threads, "idle_workers", lambda: None)
+    old = {name: importlib.import_module(f"{OLD_NAME}.{mod}") for name, mod in (
+        ("bench", "bench"), ("lfrnn", "networks.lfrnn"), ("optim", "training.optim"),
+        ("networks", "networks"), ("objective", "training.objective"), ("threads", "kernels.threads"))}
+    idle_old = getattr(old["threads"], "idle_workers", lambda: None)
     records = []
     for (N, B, T) in sizes:
         for dtype in dtypes:
-            net, params, batch = _setup(Case(N, B, T, dtype))
-            old_net = old_net_mod.LFRNN(N, net.n_inputs, net.n_outputs, g=net.g, nonlinearity=net.nonlinearity,
-                                        dt=net.dt, tau=net.tau, dtype=dtype)
-            p_old, p_new = params.copy(), params.copy()
-            o_old, o_new = old_optim.Adam(lr=1e-3), Adam(lr=1e-3)
-            pairs = {
-                "forward": (lambda: old_net.forward(params, batch.inputs), lambda: net.forward(params, batch.inputs)),
-                "bptt": (lambda: old_bench.bioplastic_step(old_net, p_old, batch, o_old),
-                         lambda: bioplastic_step(net, p_new, batch, o_new)),
-            }
+            case = Case(N, B, T, dtype)
+            pairs = _lfrnn_pairs(case, old) if kind == "lfrnn" else _model_pairs(kind, case, old)
             calls = min(150, max(10, int(150 * (100 ** 2 * 32 * 100) / (N * N * B * T))))
             if warm:
                 calls = max(10, calls // warm)
@@ -120,12 +164,15 @@ def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int
                     new_fn()
                 t_old, t_new, ratios = paired_ratios(old_fn, new_fn, calls, idle_old, idle_workers, warm)
                 q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-                rec = {"case": Case(N, B, T, dtype).name, "what": what, "old_ms": 1e3 * statistics.median(t_old),
+                rec = {"case": (case.name if kind == "lfrnn" else f"{kind} {case.name}"), "what": what, "old_ms": 1e3 * statistics.median(t_old),
                        "new_ms": 1e3 * statistics.median(t_new), "speedup": med, "q1": q1, "q3": q3, "pairs": calls}
                 records.append(rec)
-                log(f"{rec['case']:26s} {what:7s} old {rec['old_ms']:8.3f} ms  new {rec['new_ms']:8.3f} ms  "
+                log(f"{rec['case']:32s} {what:7s} old {rec['old_ms']:8.3f} ms  new {rec['new_ms']:8.3f} ms  "
                     f"speed-up {med:.3f} (quartiles {q1:.3f} to {q3:.3f}, {calls} pairs)")
     return records
+
+
+USAGE = "usage: python -m bioplastic.bench_ab [--warm K] [--kind KIND] REV [N,B,T ...]"
 
 
 def main(argv=None) -> int:
@@ -133,14 +180,28 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    warm = 0
-    if argv[0] == "--warm":
-        if len(argv) < 3 or not argv[1].isdigit() or int(argv[1]) < 1:
-            print("usage: python -m bioplastic.bench_ab [--warm K] REV [N,B,T ...]", file=sys.stderr)
+    warm, kind = 0, "lfrnn"
+    while argv and argv[0] in ("--warm", "--kind"):
+        if len(argv) < 3:
+            print(USAGE, file=sys.stderr)
             return 2
-        warm, argv = int(argv[1]), argv[2:]
+        if argv[0] == "--warm":
+            if not argv[1].isdigit() or int(argv[1]) < 1:
+                print(USAGE, file=sys.stderr)
+                return 2
+            warm = int(argv[1])
+        else:
+            kind = argv[1].lower()
+        argv = argv[2:]
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
     sizes = [tuple(int(v) for v in s.split(",")) for s in argv[1:]] or [(100, 32, 100)]
-    compare(argv[0], sizes, warm=warm)
+    try:
+        compare(argv[0], sizes, warm=warm, kind=kind)
+    except BioplasticError as exc:
+        print(f"python -m bioplastic.bench_ab: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

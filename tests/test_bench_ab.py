@@ -38,6 +38,14 @@ def test_compare_gives_paired_records():
         assert r["old_ms"] > 0 and r["new_ms"] > 0 and r["q1"] <= r["speedup"] <= r["q3"]
 
 
+@needs_git
+@pytest.mark.slow
+def test_compare_another_model_kind():
+    records = bench_ab.compare("HEAD", [(8, 2, 3)], dtypes=("float64",), log=lambda line: None, kind="lstm")
+    assert [r["case"].split()[0] for r in records] == ["lstm", "lstm"]
+    assert all(r["old_ms"] > 0 and r["new_ms"] > 0 for r in records)
+
+
 def test_bench_parts_table():
     from bioplastic import bench_parts
 
@@ -79,3 +87,8 @@ def test_paired_ratios_warm_takes_medians_of_runs():
 def test_main_rejects_a_bad_warm_count(capsys):
     assert bench_ab.main(["--warm", "x", "HEAD"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_main_names_an_unknown_kind(capsys):
+    assert bench_ab.main(["--kind", "lstn", "HEAD"]) == 2
+    assert "unknown model 'lstn'; did you mean 'lstm'" in capsys.readouterr().err
