@@ -737,6 +737,19 @@ MODEL_CASE = Case(100, 32, 100, "float64")
 QUICK_MODEL_CASE = Case(16, 4, 10, "float64")
 
 
+#: Inputs and outputs of the networks the model benchmark builds.
+MODEL_IO = 3
+
+
+def model_batch(case: Case, rng):
+    """A random batch of ``case``'s size for :data:`MODEL_IO` inputs and outputs:
+    inputs, targets, an all-ones loss mask (what ``loss_and_grads`` reads)."""
+    T, B = case.n_steps, case.batch_size
+    return SimpleNamespace(inputs=rng.standard_normal((T, B, MODEL_IO)).astype(case.dtype),
+                           targets=rng.standard_normal((T, B, MODEL_IO)).astype(case.dtype),
+                           loss_mask=np.ones((T, B, MODEL_IO), dtype=case.dtype), epochs={})
+
+
 def run_model_benchmark(case=None, repeats=None, quick=False, kinds=MODEL_KINDS) -> list[dict]:
     """Forward pass and one loss-and-gradients evaluation (masked MSE + TCR,
     the adjoint) of each model kind, with default settings, at one size.
@@ -746,22 +759,17 @@ def run_model_benchmark(case=None, repeats=None, quick=False, kinds=MODEL_KINDS)
     An LSTM with H units does 4 H x H products per step, so about 4x the
     LFRNN's work is its par. The kinds alternate within each repeat.
     """
-    from types import SimpleNamespace
-
     from .networks import make_network
     from .training.objective import loss_and_grads
 
     case = _as_case(case or (QUICK_MODEL_CASE if quick else MODEL_CASE))
     repeats = int(repeats or (QUICK_REPEATS if quick else default_repeats(case)))
     rng = np.random.default_rng(0)
-    I = O = 3
-    T, B = case.n_steps, case.batch_size
-    u = rng.standard_normal((T, B, I)).astype(case.dtype)
-    batch = SimpleNamespace(inputs=u, targets=rng.standard_normal((T, B, O)).astype(case.dtype),
-                            loss_mask=np.ones((T, B, O), dtype=case.dtype), epochs={})
+    batch = model_batch(case, rng)
+    u = batch.inputs
     calls = {}
     for kind in kinds:
-        net = make_network(kind, I, O, n_units=case.n_units, dtype=case.dtype)
+        net = make_network(kind, MODEL_IO, MODEL_IO, n_units=case.n_units, dtype=case.dtype)
         params = net.init_params(rng)
         calls[(kind, "forward")] = lambda net=net, params=params: net.forward(params, u)
         calls[(kind, "loss_and_grads")] = (lambda net=net, params=params:

@@ -111,21 +111,15 @@ def _lfrnn_pairs(case, old):
 
 def _model_pairs(kind, case, old):
     """(old, new) callables of a model kind's forward pass and loss_and_grads, default settings."""
-    from types import SimpleNamespace
-
-    from .bench import LAMBDA_TCR
+    from .bench import LAMBDA_TCR, MODEL_IO, model_batch
     from .networks import make_network
     from .training.objective import loss_and_grads
 
     rng = np.random.default_rng(0)
-    I = O = 3
-    T, B = case.n_steps, case.batch_size
-    net = make_network(kind, I, O, n_units=case.n_units, dtype=case.dtype)
-    old_net = old["networks"].make_network(kind, I, O, n_units=case.n_units, dtype=case.dtype)
+    batch = model_batch(case, rng)
+    net = make_network(kind, MODEL_IO, MODEL_IO, n_units=case.n_units, dtype=case.dtype)
+    old_net = old["networks"].make_network(kind, MODEL_IO, MODEL_IO, n_units=case.n_units, dtype=case.dtype)
     params = {k: np.array(v) for k, v in net.init_params(rng).items()}
-    batch = SimpleNamespace(inputs=rng.standard_normal((T, B, I)).astype(case.dtype),
-                            targets=rng.standard_normal((T, B, O)).astype(case.dtype),
-                            loss_mask=np.ones((T, B, O), dtype=case.dtype), epochs={})
     return {
         "forward": (lambda: old_net.forward(params, batch.inputs), lambda: net.forward(params, batch.inputs)),
         "bptt": (lambda: old["objective"].loss_and_grads(old_net, params, batch, lambda_tcr=LAMBDA_TCR),
@@ -164,7 +158,8 @@ def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int
                     new_fn()
                 t_old, t_new, ratios = paired_ratios(old_fn, new_fn, calls, idle_old, idle_workers, warm)
                 q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-                rec = {"case": (case.name if kind == "lfrnn" else f"{kind} {case.name}"), "what": what, "old_ms": 1e3 * statistics.median(t_old),
+                name = case.name if kind == "lfrnn" else f"{kind} {case.name}"
+                rec = {"case": name, "what": what, "old_ms": 1e3 * statistics.median(t_old),
                        "new_ms": 1e3 * statistics.median(t_new), "speedup": med, "q1": q1, "q3": q3, "pairs": calls}
                 records.append(rec)
                 log(f"{rec['case']:32s} {what:7s} old {rec['old_ms']:8.3f} ms  new {rec['new_ms']:8.3f} ms  "
@@ -172,35 +167,35 @@ def compare(rev: str, sizes, dtypes=("float32", "float64"), log=print, warm: int
     return records
 
 
-USAGE = "usage: python -m bioplastic.bench_ab [--warm K] [--kind KIND] REV [N,B,T ...]"
+def _warm_count(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"K must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def main(argv=None) -> int:
+    import argparse
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    warm, kind = 0, "lfrnn"
-    while argv and argv[0] in ("--warm", "--kind"):
-        if len(argv) < 3:
-            print(USAGE, file=sys.stderr)
-            return 2
-        if argv[0] == "--warm":
-            if not argv[1].isdigit() or int(argv[1]) < 1:
-                print(USAGE, file=sys.stderr)
-                return 2
-            warm = int(argv[1])
-        else:
-            kind = argv[1].lower()
-        argv = argv[2:]
-    if not argv:
-        print(USAGE, file=sys.stderr)
-        return 2
-    sizes = [tuple(int(v) for v in s.split(",")) for s in argv[1:]] or [(100, 32, 100)]
+    parser = argparse.ArgumentParser(prog="python -m bioplastic.bench_ab", add_help=False)
+    parser.add_argument("--warm", type=_warm_count, default=0, metavar="K")
+    parser.add_argument("--kind", type=str.lower, default="lfrnn")
+    parser.add_argument("rev")
+    parser.add_argument("sizes", nargs="*", metavar="N,B,T")
     try:
-        compare(argv[0], sizes, warm=warm, kind=kind)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage and the problem
+        return int(exc.code or 0)
+    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] or [(100, 32, 100)]
+    try:
+        compare(args.rev, sizes, warm=args.warm, kind=args.kind)
     except BioplasticError as exc:
-        print(f"python -m bioplastic.bench_ab: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

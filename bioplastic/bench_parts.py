@@ -19,7 +19,7 @@ The last row, ``two blocks on two threads``, runs two such blocks at once as
 :func:`~.kernels.threads.run_blocks` does in a forward pass (when the batch
 has ``2 * ROWS`` rows and two kernel threads are set). With perfect scaling
 it would equal the first row; on the 2-vCPU machine this project is
-developed on it was 1.2x to 1.8x the first row, because each vCPU switches
+developed on it was 1.5x to 1.6x the first row (2026-12-02), because each vCPU switches
 between a fast and a slow state (about 1.4x apart, for seconds at a time)
 and a pass waits for the slower block (docs/benchmarks.md).
 """
@@ -107,7 +107,7 @@ def _jobs(N, B, T, dtype):
         lfrnn_backward_rows_(0, 0, ROWS, traj.states, traj.rates, din, PA, alpha, 0, none3, none3, gy,
                              1, none2, typ(1e-3), *acc, np.zeros(1))
 
-    u = batch.inputs  # the forward kernel reads u and adds V's last row (the bias)
+    u = batch.inputs  # the kernels read u itself: the bias is a row of the packed matrix
     jobs = {"forward, whole kernel": lambda: lfrnn_forward_rows_(0, 0, ROWS, x0, u, P, none3, typ(0), alpha,
                                                                0, W_out, b_out, xs, rs, ys)}
     for k, name in enumerate(FORWARD_PARTS):

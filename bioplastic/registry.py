@@ -43,10 +43,7 @@ class Registry:
         """Return the object registered as ``name`` (case-insensitive)."""
         key = str(name).lower()
         if key not in self._items:
-            known = sorted(self._items)
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
-            raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} Known: {', '.join(known)}")
+            raise UnknownNameError(unknown_name_message(f"unknown {self.kind}", name, self._items))
         return self._items[key]
 
     def names(self) -> list[str]:
@@ -57,6 +54,15 @@ class Registry:
 
     def __iter__(self):
         return iter(self.names())
+
+
+def unknown_name_message(what: str, name, known) -> str:
+    """``"<what> 'name'; did you mean 'x'? Known: a, b"`` (a full stop instead
+    of the question when nothing is close)."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name).lower(), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return f"{what} {str(name)!r}{hint} Known: {', '.join(known) or 'none'}"
 
 
 def check_keys(where: str, given, accepted) -> None:

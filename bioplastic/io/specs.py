@@ -16,13 +16,12 @@ A typo'd key is an error that names the key and the closest valid one.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import tomllib
 from pathlib import Path
 
 from ..errors import ConfigError, UnknownNameError
-from ..registry import check_keys
+from ..registry import check_keys, unknown_name_message
 
 SECTIONS = ("model", "training")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +45,7 @@ def resolve(name_or_path, kind: str, suffixes: tuple[str, ...]) -> Path:
                 return cand
     known = sorted({f.stem for d in search_dirs(kind) for f in d.iterdir()
                     if f.suffix in suffixes and not f.stem.startswith("_")})
-    close = difflib.get_close_matches(str(name_or_path), known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
-    raise UnknownNameError(f"no {kind[:-1]} {str(name_or_path)!r}{hint} Known: {', '.join(known) or 'none'}")
+    raise UnknownNameError(unknown_name_message(f"no {kind[:-1]}", name_or_path, known))
 
 
 def training_keys() -> set[str]:

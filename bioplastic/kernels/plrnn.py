@@ -7,11 +7,12 @@ Model (SPEC 1; Durstewitz 2017), batch-row convention, for t = 0..T-1::
 
 with ``A`` the diagonal (auto-regressive) weights stored as a vector,
 ``drive[t] = [u[t], 1] V`` with ``V = [C^T; h]`` (as for the LFRNN, see
-:mod:`.lfrnn`) and ``noise[t] = sqrt(alpha) sigma xi[t]``. The forward step's products (recurrent, input drive, bias, and for a readout
-from relu(z) the previous step's readout) are one packed-panel product, as
-for the LFRNN (:mod:`.panels`). The readout
-``y[t] = a[t+1] W_out^T + b_out`` (``a = z`` or ``relu(z)``) is computed in the
-kernel, and its gradient in the adjoint, together with every parameter
+:mod:`.lfrnn`) and ``noise[t] = sqrt(alpha) sigma xi[t]``. The forward
+step's products (recurrent, input drive, bias, and for a readout from
+relu(z) the previous step's readout) are one packed-panel product, as for
+the LFRNN (:mod:`.panels`). The readout ``y[t] = a[t+1] W_out^T + b_out``
+(``a = z`` or ``relu(z)``) is computed in the kernel, and its gradient in
+the adjoint, together with every parameter
 gradient: no NumPy product runs between the kernels. (NumPy's threaded
 OpenBLAS on these small products cost more than the whole forward pass on
 the 2-core machine: 8 ms per N = 100 forward pass before, 2 ms on one BLAS
