@@ -234,6 +234,30 @@ def test_nan_in_params(kind):
 
 
 @pytest.mark.parametrize("kind", list_models())
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_in_any_param_is_named(kind, bad):
+    """Models with ``forward_checks_finite`` (LFRNN, rank-one, LSTM) skip the
+    separate scan in forward and count non-finite weights while packing
+    them: every array must still be named, as for the others."""
+    net, params, inputs, _, _ = build(kind)
+    for name in net.param_names:
+        broken = params.copy()
+        broken[name].reshape(-1)[-1] = bad
+        with pytest.raises(ShapeError, match=rf"params\['{name}'\] contains 1 non-finite"):
+            net.forward(broken, inputs)
+
+
+def test_finite_weights_that_overflow_in_the_kernel_are_refused():
+    """A rank-one network's g chi + m n^T / N can overflow to inf from finite
+    arrays; the kernel would then run on inf."""
+    net, params, inputs, _, _ = build("rank1", g=2.0)
+    params["chi"][0, 0] = 1e308
+    with pytest.raises(ShapeError, match="rank1 params: the weights the kernel runs on overflow"), \
+            pytest.warns(RuntimeWarning, match="overflow"):
+        net.forward(params, inputs)
+
+
+@pytest.mark.parametrize("kind", list_models())
 def test_nan_in_inputs(kind):
     net, params, inputs, _, _ = build(kind)
     inputs[2, 1, 0] = np.inf

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bioplastic.kernels.panels import (MR, adjoint_panels, aligned_empty, forward_panels, pack_columns,
-                                       panel_product_, panel_width)
+                                       pack_forward, panel_product_, panel_width)
 
 TOL = {np.float64: 1e-12, np.float32: 3e-5}
 NONE = {np.float64: np.empty((0, 0)), np.float32: np.empty((0, 0), np.float32)}
@@ -127,7 +127,29 @@ def test_rectangular_packing_with_column_scales(dtype):
         forward_panels(W_h, W_x, b, W_out, b_out, scale[:H])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pack_forward_counts_non_finite_entries(dtype):
+    """The count comes from the packing pass; it must see every array."""
+    rng = np.random.default_rng(9)
+    arrays = list(_net(rng, 40, 3, 2, dtype))  # W, W_in, b, W_out, b_out
+    P, n = pack_forward(*arrays, 0.1)
+    assert n == 0
+    np.testing.assert_array_equal(P, forward_panels(*arrays, 0.1))
+    for i in range(len(arrays)):
+        broken = [a.copy() for a in arrays]
+        flat = broken[i].reshape(-1)
+        flat[0], flat[-1] = np.nan, np.inf
+        assert pack_forward(*broken, 0.1)[1] == (1 if flat.size == 1 else 2)
+        assert pack_forward(*broken, np.full(40, 0.5, dtype))[1] == (1 if flat.size == 1 else 2)
+
+
 def test_packed_panels_are_aligned_for_vector_loads():
+    P = forward_panels(*_net(np.random.default_rng(3), 45, 2, 3, np.float64), 0.1)
+    assert P.ctypes.data % 64 == 0 and P.flags.c_contiguous
+    assert adjoint_panels(np.ones((7, 5), np.float32), np.ones((2, 5), np.float32), 0.5).ctypes.data % 64 == 0
+
+
+def test_aligned_empty_is_aligned():
     for shape, dtype in (((3, 7, 32), np.float64), ((1, 5, 64), np.float32), ((2, 2), np.float64)):
         a = aligned_empty(shape, dtype)
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous

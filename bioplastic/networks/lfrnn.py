@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, lfrnn_backward_rows_, lfrnn_forward_rows_
-from ..kernels.panels import adjoint_panels, forward_panels
+from ..kernels.panels import adjoint_panels, pack_forward
 from ..kernels.threads import n_blocks, run_blocks
 from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 
@@ -50,6 +50,7 @@ class LFRNN(Network):
     kind = "lfrnn"
     param_names = ("W", "W_in", "b", "W_out", "b_out")
     default_trainable = param_names
+    forward_checks_finite = True  # every parameter reaches the packed panels
 
     def __init__(self, n_units, n_inputs, n_outputs, *, g=1.5, nonlinearity="tanh", sparsity=0.0,
                  dale=None, input_scale=1.0, dt=1.0, tau=10.0, noise_std=0.0, dtype=None, trainable=None):
@@ -126,7 +127,10 @@ class LFRNN(Network):
         ``_forward`` passes the standard-normal noise with scale
         sqrt(alpha) sigma; node perturbation passes its current perturbation p
         (and the scaled noise) with scale alpha, since p enters as
-        ``alpha (r W^T + u W_in^T + b + p)``. Arguments are not checked here.
+        ``alpha (r W^T + u W_in^T + b + p)``. Arguments are not checked here,
+        except that non-finite parameters raise ShapeError (found while
+        packing them: every array of ``param_names`` reaches the panels,
+        through ``recurrent_weights`` in a subclass).
         """
         T, B, _ = inputs.shape
         N = self.n_units
@@ -137,7 +141,9 @@ class LFRNN(Network):
         xs = np.empty((T + 1, B, N), dtype=self.dtype)
         rs = np.empty_like(xs)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
-        P = forward_panels(W, params["W_in"], params["b"], params["W_out"], params["b_out"], self.alpha)
+        P, non_finite = pack_forward(W, params["W_in"], params["b"], params["W_out"], params["b_out"], self.alpha)
+        if non_finite:
+            self.raise_non_finite(params)
         run_blocks(lfrnn_forward_rows_, B, n_blocks(B, T, N * N),
                    x0, np.ascontiguousarray(inputs, dtype=self.dtype), P, noise_k, dt(scale), dt(self.alpha),
                    PHI_CODES[self.nonlinearity], params["W_out"], params["b_out"], xs, rs, ys)

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels.lfrnn import drive_inputs
 from ..kernels.lstm import gate_scales, lstm_backward_rows_, lstm_forward_rows_
-from ..kernels.panels import adjoint_panels, forward_panels
+from ..kernels.panels import adjoint_panels, pack_forward
 from ..kernels.threads import n_blocks, run_blocks
 from ..validation import as_array
 from .base import Network, Trajectory, block_accumulators, empty3, sum_blocks
@@ -73,6 +73,7 @@ class LSTM(Network):
     kind = "lstm"
     param_names = ("W_x", "W_h", "b", "W_out", "b_out")
     default_trainable = param_names
+    forward_checks_finite = True  # every parameter reaches the packed panels
 
     def __init__(self, n_units, n_inputs, n_outputs, *, forget_bias=1.0, dt=1.0, tau=10.0,
                  noise_std=0.0, dtype=None, trainable=None):
@@ -119,7 +120,7 @@ class LSTM(Network):
         noise : (T, B, H) standard-normal cell noise or None (no noise)
         x0 : (B, 2H) initial ``[h0, c0]`` or None (zeros)
         """
-        params = self.check_params(params)
+        params = self.check_params(params, finite=not self.forward_checks_finite)
         inputs = self.check_inputs(inputs)
         T, B, _ = inputs.shape
         if noise is not None:
@@ -136,8 +137,10 @@ class LSTM(Network):
         gates = np.empty((T, B, 4 * H), dtype=self.dtype)
         ys = np.empty((T, B, self.n_outputs), dtype=self.dtype)
         scale = self.dtype.type(np.sqrt(self.alpha) * self.noise_std)
-        P = forward_panels(params["W_h"], params["W_x"], params["b"], params["W_out"], params["b_out"],
-                           gate_scales(H, self.dtype))
+        P, non_finite = pack_forward(params["W_h"], params["W_x"], params["b"], params["W_out"], params["b_out"],
+                                     gate_scales(H, self.dtype))
+        if non_finite:
+            self.raise_non_finite(params)
         run_blocks(lstm_forward_rows_, B, n_blocks(B, T, 4 * H * H),
                    np.ascontiguousarray(x0[:, :H]), np.ascontiguousarray(x0[:, H:]), np.ascontiguousarray(inputs),
                    P, empty3(self.dtype) if noise is None else noise, scale,
