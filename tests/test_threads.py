@@ -319,3 +319,19 @@ def test_hand_offs_never_hang(spin_us):
         pytest.fail(f"kernel worker pool hung with BIOPLASTIC_SPIN_WAIT_US={spin_us}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3, 5])
+def test_block_sums_keep_the_bits_of_numpy_sum(blocks):
+    """sum_blocks adds the per-block gradients in block order: bit for bit
+    what v.sum(axis=0) gives, whatever the number of blocks."""
+    from bioplastic.networks.base import block_accumulators, sum_blocks
+
+    rng = np.random.default_rng(blocks)
+    acc = block_accumulators(blocks, {"W": (7, 5), "b": (3,)}, np.float32)
+    for v in acc.values():
+        v[...] = rng.standard_normal(v.shape) * 10.0 ** rng.integers(-3, 4, v.shape)
+    total = sum_blocks(acc)
+    for name, v in acc.items():
+        assert total[name].dtype == np.float32 and total[name].shape == v.shape[1:]
+        np.testing.assert_array_equal(total[name], v.sum(axis=0))

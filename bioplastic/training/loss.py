@@ -11,20 +11,51 @@ step. Each function returns the loss and its gradient.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..errors import ShapeError
 from ..kernels.tcr import tcr_loss_
 
 
 def task_loss(outputs, targets, mask):
-    """Masked mean squared error and dL/doutputs, all (T, B, O)."""
+    """Masked mean squared error and dL/doutputs, all (T, B, O)::
+
+        err = (y - y*) m,   n = max(sum m, 1),   L = sum err^2 / n,   dL/dy = (2 / n) err
+
+    One compiled pass (:func:`_masked_mse_`): as NumPy ufuncs, the six steps
+    cost about 55 us of an N=100 BPTT iteration, right after the forward
+    kernel has swept the caches.
+    """
     if outputs.shape != targets.shape or mask.shape != targets.shape:
         raise ShapeError(f"outputs {outputs.shape}, targets {targets.shape} and loss mask "
                          f"{mask.shape} must have the same shape")
-    n = max(float(mask.sum()), 1.0)
-    err = (outputs - targets) * mask
-    loss = float(np.sum(err * err) / n)
-    return loss, (2.0 / n) * err
+    dtype = outputs.dtype
+    mask = np.ascontiguousarray(mask, dtype=dtype)
+    n = max(float(mask.sum()), 1.0)  # NumPy's sum, so that dL/dy keeps its bits for any mask
+    d_out = np.empty(outputs.shape, dtype=dtype)
+    loss = _masked_mse_(np.ascontiguousarray(outputs).reshape(-1),
+                        np.ascontiguousarray(targets, dtype=dtype).reshape(-1), mask.reshape(-1), n,
+                        d_out.reshape(-1))
+    return float(loss), d_out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _masked_mse_(y, target, m, n, d_out):
+    """Write ``d_out = (2 / n) (y - target) m`` and return ``sum err^2 / n``
+    (see :func:`task_loss`), all 1-D of one dtype.
+
+    ``err`` and ``d_out`` are computed in the data's dtype exactly as NumPy
+    would, so the gradient is the same bits; the loss is summed in float64,
+    in order (NumPy summed float32 squares in float32).
+    """
+    scale = d_out.dtype.type(2.0 / n)
+    total = 0.0
+    for i in range(y.shape[0]):
+        err = (y[i] - target[i]) * m[i]
+        e = np.float64(err)
+        total += e * e
+        d_out[i] = scale * err
+    return total / n
 
 
 def tcr_weights(shape, epoch_mask, dtype):
