@@ -149,8 +149,9 @@ def test_global_norm_matches_numpy():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_adam_kernel_matches_the_numpy_formula_bit_for_bit(dtype):
-    """The compiled Adam step keeps NumPy's arithmetic (dtype and order), and
-    state_dict hands out copies that later steps leave alone."""
+    """The compiled Adam step keeps NumPy's arithmetic (dtype and order),
+    follows a learning rate changed between steps (its constants are cached),
+    and state_dict hands out copies that later steps leave alone."""
     from bioplastic.networks.base import Params
     from bioplastic.training.optim import Adam
 
@@ -162,13 +163,15 @@ def test_adam_kernel_matches_the_numpy_formula_bit_for_bit(dtype):
     want = {k: a.copy() for k, a in p.items()}
     saved = None
     for t in range(1, 8):
+        lr = 1e-2 if t < 5 else 3e-3
+        opt.lr = lr
         g = {k: rng.standard_normal(a.shape).astype(dtype) for k, a in p.items()}
         before = {k: a for k, a in p.items()}
         opt.step(p, g)
         for k in want:
             m[k] = 0.8 * m[k] + (1 - 0.8) * g[k]
             v[k] = 0.99 * v[k] + (1 - 0.99) * g[k] * g[k]
-            delta = 1e-2 * (m[k] / (1 - 0.8 ** t)) / (np.sqrt(v[k] / (1 - 0.99 ** t)) + 1e-7)
+            delta = lr * (m[k] / (1 - 0.8 ** t)) / (np.sqrt(v[k] / (1 - 0.99 ** t)) + 1e-7)
             want[k] = want[k] - delta.astype(dtype)
             np.testing.assert_array_equal(p[k], want[k])
             assert p[k] is not before[k]  # a new array: old references keep their values

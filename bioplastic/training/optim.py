@@ -132,8 +132,9 @@ class Adam(Optimizer):
 
     def _constants(self, t, dtype) -> np.ndarray:
         """``[lr, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps]`` in ``dtype``, built
-        once per step count (all arrays of a step share it)."""
-        key = (t, dtype)
+        once per step count (all arrays of a step share it) and again when a
+        setting changes (a hand-made lr schedule sets ``opt.lr``)."""
+        key = (t, dtype, self.lr, self.beta1, self.beta2, self.eps)
         cached = getattr(self, "_constants_cache", None)
         if cached is None or cached[0] != key:
             c = np.array([self.lr, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2,
