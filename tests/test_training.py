@@ -199,5 +199,10 @@ def test_task_loss_matches_numpy(dtype):
         np.testing.assert_array_equal(grad, (2.0 / n) * err)
         assert grad.dtype == dtype
         assert loss == pytest.approx(float(np.sum(err.astype(np.float64) ** 2) / n), rel=1e-12, abs=0)
+    # dtypes promote as NumPy's ufuncs would; integers are computed in float64
+    assert task_loss(y, target.astype(np.float64), mask)[1].dtype == np.float64
+    loss, grad = task_loss(np.ones((2, 1, 1), int), np.zeros((2, 1, 1), int), np.ones((2, 1, 1), bool))
+    assert loss == 1.0 and grad.dtype == np.float64
+    np.testing.assert_array_equal(grad, np.ones((2, 1, 1)))
     with pytest.raises(ShapeError, match="must have the same shape"):
         task_loss(y, target[:-1], mask[:-1])

@@ -29,11 +29,13 @@ def task_loss(outputs, targets, mask):
     if outputs.shape != targets.shape or mask.shape != targets.shape:
         raise ShapeError(f"outputs {outputs.shape}, targets {targets.shape} and loss mask "
                          f"{mask.shape} must have the same shape")
-    dtype = outputs.dtype
+    dtype = np.result_type(outputs, targets, mask)  # NumPy's promotion, as the ufuncs had it
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
     mask = np.ascontiguousarray(mask, dtype=dtype)
     n = max(float(mask.sum()), 1.0)  # NumPy's sum, so that dL/dy keeps its bits for any mask
     d_out = np.empty(outputs.shape, dtype=dtype)
-    loss = _masked_mse_(np.ascontiguousarray(outputs).reshape(-1),
+    loss = _masked_mse_(np.ascontiguousarray(outputs, dtype=dtype).reshape(-1),
                         np.ascontiguousarray(targets, dtype=dtype).reshape(-1), mask.reshape(-1), n,
                         d_out.reshape(-1))
     return float(loss), d_out
