@@ -108,6 +108,7 @@ class Adam(Optimizer):
                 raise ConfigError(f"{n} must be in [0, 1), got {b!r}")
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self._m, self._v, self._t = {}, {}, {}
+        self._constants_cache = None  # ((t, dtype, settings), constants) of the last step
 
     _slots = ("_m", "_v", "_t")
 
@@ -125,8 +126,8 @@ class Adam(Optimizer):
             v = np.zeros_like(value) if v is None else np.array(np.broadcast_to(v, value.shape), dtype=value.dtype)
         self._m[name], self._v[name], self._t[name] = m, v, t
         out = np.empty_like(value)
-        # Arrays of any shape go in as they are (the kernel flattens them): five
-        # reshapes per array cost more than the update of a 100 x 100 W.
+        # Arrays of any shape go in as they are and the kernel flattens them:
+        # five reshapes per array cost a few microseconds each step.
         _adam_(value, grad, m, v, out, self._constants(t, value.dtype))
         return out
 
@@ -135,7 +136,7 @@ class Adam(Optimizer):
         once per step count (all arrays of a step share it) and again when a
         setting changes (a hand-made lr schedule sets ``opt.lr``)."""
         key = (t, dtype, self.lr, self.beta1, self.beta2, self.eps)
-        cached = getattr(self, "_constants_cache", None)
+        cached = self._constants_cache
         if cached is None or cached[0] != key:
             c = np.array([self.lr, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2,
                           1 - self.beta1 ** t, 1 - self.beta2 ** t, self.eps], dtype=dtype)
