@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bioplastic.kernels.panels import (MR, adjoint_panels, aligned_empty, forward_panels, pack_columns,
+from bioplastic.kernels.panels import (MR, adjoint_panels, forward_panels, pack_columns,
                                        pack_forward, panel_product_, panel_width)
 
 TOL = {np.float64: 1e-12, np.float32: 3e-5}
@@ -149,9 +149,10 @@ def test_packed_panels_are_aligned_for_vector_loads():
     assert adjoint_panels(np.ones((7, 5), np.float32), np.ones((2, 5), np.float32), 0.5).ctypes.data % 64 == 0
 
 
-def test_aligned_empty_is_aligned():
-    for shape, dtype in (((3, 7, 32), np.float64), ((1, 5, 64), np.float32), ((2, 2), np.float64)):
-        a = aligned_empty(shape, dtype)
+def test_pack_columns_is_aligned():
+    for (k, n), dtype, shape in (((7, 96), np.float64, (3, 7, 32)), ((5, 64), np.float32, (1, 5, 64)),
+                                 ((2, 2), np.float64, (1, 2, 32))):
+        a = pack_columns(np.ones((k, n), dtype))
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
         assert a.ctypes.data % 64 == 0
 
