@@ -18,7 +18,8 @@ import numpy as np
 
 
 def run_train_job(job: dict) -> dict:
-    """Train one job; returns ``{"name", "seed", "converged_at", "status", "iterations", "task_loss", ...}``.
+    """Train one job; returns ``{"name", "seed", "status", <run_outcome keys>, "iterations", "task_loss", ...}``
+    (see :func:`bioplastic.training.loop.run_outcome`).
 
     Skips training when the job's run file already exists and is complete
     (status other than "running"), so an interrupted protocol resumes.
@@ -29,12 +30,13 @@ def run_train_job(job: dict) -> dict:
     from .tasks import get_task
     from .training import train
 
+    from .training.loop import run_outcome
+
     run_file = Path(job["run_file"]) if job.get("run_file") else None
     if run_file is not None and run_file.exists():
         data = read_run(run_file, checkpoints=False)
         if data.status != "running":
-            return _summary(job, data.history, data.status, data.attrs.get("converged_at"),
-                            data.attrs.get("final_accuracy"))
+            return _summary(job, data.history, data.status, run_outcome(data.attrs))
     task_cfg = dict(job["task"])
     task = get_task(task_cfg.pop("name"), **task_cfg)
     model = dict(job["model"])
@@ -44,17 +46,15 @@ def run_train_job(job: dict) -> dict:
                   extra_config={"job": job.get("name", "")}, **job.get("training", {}))
     except DivergenceError as exc:
         r = exc.result
-    return _summary(job, r.history, r.status, r.converged_at, r.final_accuracy)
+    return _summary(job, r.history, r.status, r.outcome())
 
 
-def _summary(job, history, status, converged_at, final_accuracy):
-    conv = None if converged_at is None or int(converged_at) < 0 else int(converged_at)
+def _summary(job, history, status, outcome):
     return {
         "name": job.get("name", ""),
         "seed": job["seed"],
         "status": str(status),
-        "converged_at": conv,
-        "final_accuracy": None if final_accuracy is None else float(final_accuracy),
+        **outcome,
         "iterations": np.asarray(history["iteration"]),
         "task_loss": np.asarray(history["task_loss"]),
         "tcr_loss": np.asarray(history["tcr_loss"]),

@@ -15,7 +15,7 @@ from .kernels.gaussian import fill_standard_normal_
 
 # New streams go at the end: SeedSequence children are indexed, so appending
 # one never changes the streams before it (old runs stay reproducible).
-STREAMS = ("init", "task", "noise", "rule", "eval", "record")
+STREAMS = ("init", "task", "noise", "rule", "eval", "record", "memory")
 
 
 def draw_seed() -> int:

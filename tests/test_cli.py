@@ -22,6 +22,19 @@ def test_train_writes_run_file(tmp_path, capsys):
     assert "run file" in capsys.readouterr().out
 
 
+def test_train_no_early_stop_and_continue_after(tmp_path, capsys):
+    rc = main(["train", "--model", "lfrnn", "--task", "flipflop", "--seed", "1", "--iterations", "12",
+               "--no-early-stop", "--out", str(tmp_path / "a"), "--no-progress"])
+    assert rc == 0
+    data = read_run(tmp_path / "a" / "run.h5", checkpoints=False)
+    assert data.config["training"]["early_stop"] is False and len(data.history["iteration"]) == 13
+    assert main(["train", "--model", "lfrnn", "--task", "flipflop", "--seed", "1", "--iterations", "2",
+                 "--continue-after", "7", "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    data = read_run(tmp_path / "b" / "run.h5", checkpoints=False)
+    assert data.config["training"]["continue_after"] == 7
+    assert "memory test" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "lfrnn", "--task", "flipflopp", "--out", "X"], "did you mean 'flipflop'"),
     (["train", "--model", "nosuchspec", "--task", "flipflop", "--out", "X"], "no model 'nosuchspec'"),

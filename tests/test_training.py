@@ -43,13 +43,45 @@ def test_training_reduces_loss():
     assert last < 0.6 * first
 
 
-def test_early_stop_at_criterion_records_iteration():
+def test_early_stop_at_sustained_criterion_records_iteration():
     net, task = small()
     task = bp.get_task("flipflop", criterion=0.5)  # easy criterion: reached quickly
-    r = bp.train(net, task, iterations=400, lr=3e-3, seed=2)
+    r = bp.train(net, task, iterations=400, lr=3e-3, seed=2, criterion={"consecutive": 3, "eval_every": 10})
     assert r.status == "converged"
-    assert r.converged_at == len(r.history["loss"]) - 1
-    assert r.history["accuracy"][-1] >= 0.5
+    # stops at the K-th passing evaluation; converged_at is the first of the K
+    assert r.extra["confirmed_at"] == len(r.history["loss"]) - 1
+    assert r.extra["confirmed_at"] - r.converged_at == 20
+    evals = np.isfinite(r.history["eval_accuracy"])
+    np.testing.assert_array_equal(r.history["iteration"][evals] % 10, 0)
+    assert np.all(r.history["eval_accuracy"][evals][-3:] >= 0.5)
+
+
+def test_converged_at_recorded_without_early_stop_and_continue_after():
+    net, task = small()
+    task = bp.get_task("flipflop", criterion=0.5)
+    stopped = bp.train(net, task, iterations=300, lr=3e-3, seed=2)
+    full = bp.train(net, task, iterations=300, lr=3e-3, seed=2, early_stop=False)
+    more = bp.train(net, task, iterations=300, lr=3e-3, seed=2, continue_after=25)
+    assert stopped.converged_at is not None
+    assert full.converged_at == more.converged_at == stopped.converged_at
+    assert len(full.history["loss"]) == 301 and full.status == "converged"
+    assert len(more.history["loss"]) == stopped.extra["confirmed_at"] + 25 + 1
+    # trained on past the criterion: the memory test ran at confirmation and at the end
+    assert more.extra["memory_test_at_criterion"]["factor"] == 10.0
+    assert more.outcome()["memory_generalization"] == more.extra["memory_test"]["accuracy"]
+
+
+def test_loss_criterion():
+    net, task = small()
+    r = bp.train(net, task, iterations=200, lr=3e-3, seed=2,
+                 criterion={"kind": "loss", "threshold": 0.9, "consecutive": 2, "eval_every": 5})
+    assert r.converged_at is not None
+    losses = r.history["eval_loss"][np.isfinite(r.history["eval_loss"])]
+    assert np.all(losses[-2:] <= 0.9) and not np.all(losses[:-2] <= 0.9)
+    with pytest.raises(ConfigError, match="needs a threshold"):
+        bp.train(net, task, iterations=1, criterion={"kind": "loss"})
+    with pytest.raises(ConfigError, match="unknown criterion setting"):
+        bp.train(net, task, iterations=1, criterion={"consecutiv": 2})
 
 
 @pytest.mark.parametrize("kind", ["lfrnn", "plrnn", "rank1", "lstm"])

@@ -20,6 +20,10 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
     p.add_argument("--iterations", type=int, default=None, help="override the spec's iteration budget")
     p.add_argument("--checkpoint-every", type=int, default=None, help="keep parameters every K iterations")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="train the whole budget; the iteration the criterion was met is still recorded")
+    p.add_argument("--continue-after", type=int, default=None, metavar="M",
+                   help="after the sustained criterion is confirmed, train M more iterations (docs/tasks.md)")
     p.add_argument("--out", help="output folder (created); the run file is OUT/run.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -52,6 +56,10 @@ def run(args):
         kwargs["iterations"] = args.iterations
     if args.checkpoint_every is not None:
         kwargs["checkpoint_every"] = args.checkpoint_every
+    if args.no_early_stop:
+        kwargs["early_stop"] = False
+    if args.continue_after is not None:
+        kwargs["continue_after"] = args.continue_after
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

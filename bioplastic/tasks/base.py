@@ -249,6 +249,46 @@ class Task(abc.ABC):
         """Return ``accuracy(outputs, batch) >= criterion``."""
         return self.accuracy(outputs, batch) >= self.criterion
 
+    # -- memory ---------------------------------------------------------------
+    #: Name of the epoch in which the network must hold a memory without input
+    #: (TCR can be restricted to it; slow dynamics are measured in it).
+    memory_epoch: ClassVar[str | None] = None
+
+    @property
+    def n_memories(self) -> int | None:
+        """Stable fixed points a solution needs at zero input (None: not a count,
+        e.g. a continuous attractor)."""
+        return None
+
+    def memory_variant(self, factor: float) -> "Task":
+        """The same task with silent (memory) intervals ``factor`` times longer.
+
+        The **memory test** scores a trained network on these trials: a
+        network that holds its memories in attractors keeps them over longer
+        silences, one that relies on a slowly decaying state does not.
+        Subclasses implement :meth:`_memory_settings`.
+
+        Parameters
+        ----------
+        factor : float, > 1
+
+        Raises
+        ------
+        ConfigError
+            If ``factor`` is not > 1 or the task defines no memory variant.
+        """
+        f = positive("memory factor", factor)
+        if f <= 1:
+            raise ConfigError(f"memory factor must be > 1 (longer silences than in training), got {factor!r}")
+        settings = self._memory_settings(f)
+        if settings is None:
+            raise ConfigError(f"task {self.name!r} defines no memory variant (implement _memory_settings)")
+        return type(self)(**{**self.settings(), **settings})
+
+    def _memory_settings(self, factor: float) -> dict | None:
+        """Settings that stretch the task's silent intervals by ``factor`` (None: no variant)."""
+        return None
+
 
 # -- setting checks -----------------------------------------------------------
 def integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -21,7 +21,11 @@ class DelayedAddition(Task):
     steps, where the loss mask is 1; elsewhere target and mask are 0.
 
     A trial is correct if ``|mean_{response} output - target| < tolerance``;
-    accuracy is the fraction of correct trials.
+    accuracy is the fraction of correct trials. The memory variant stretches
+    the period before the response ``factor`` times (marks spread over it),
+    so each value is held ``factor`` times longer on average. The sum is a
+    continuous memory (a line or plane attractor), so the task states no
+    count of stable fixed points (``n_memories`` is None).
 
     Parameters
     ----------
@@ -113,6 +117,14 @@ class DelayedAddition(Task):
             epochs={"delay": (steps > mark_1) & ~response, "response": response},
             dt=self.dt,
         )
+
+    memory_epoch = "delay"
+
+    def _memory_settings(self, factor):
+        # The marks are spread over a pre-response period ``factor`` times longer,
+        # so the values must be held ``factor`` times longer on average.
+        pre = int(round(self.response_start * factor))
+        return {"n_steps": pre + self.response_steps}
 
     def _accuracy(self, outputs, batch):
         response = batch.epochs["response"]

@@ -24,7 +24,11 @@ class EvidenceAccumulation(Task):
     (the coherence sign on an exact tie), not the sign of the coherence.
 
     A trial is correct if ``sign(mean_{response} output) == choice``; accuracy
-    is the fraction of correct trials.
+    is the fraction of correct trials. The memory variant makes the delay
+    ``factor`` times longer (5 * factor steps when it is 0). A solution that
+    holds the choice in attractors has two stable fixed points at zero
+    input (``n_memories``); one that holds the accumulated evidence on a
+    line attractor is a valid alternative this count does not see.
 
     Parameters
     ----------
@@ -157,6 +161,17 @@ class EvidenceAccumulation(Task):
             epochs=epochs,
             dt=self.dt,
         )
+
+    memory_epoch = "delay"
+
+    @property
+    def n_memories(self) -> int:
+        """Two stable fixed points, one per choice, held through the delay."""
+        return 2
+
+    def _memory_settings(self, factor):
+        delay = int(round(self.delay_steps * factor)) if self.delay_steps else int(round(5 * factor))
+        return {"delay_steps": delay, "n_steps": self.n_steps + delay - self.delay_steps}
 
     def _accuracy(self, outputs, batch):
         response = batch.epochs["response"]

@@ -7,6 +7,10 @@ from ..errors import ConfigError
 from .base import Task, TaskBatch, fraction, integer
 
 
+#: Steps scored at the end of each silent gap in the memory test.
+MEMORY_SCORE_STEPS = 5
+
+
 class FlipFlop(Task):
     """n-bit flip-flop: each output holds the sign of its channel's last pulse.
 
@@ -26,7 +30,11 @@ class FlipFlop(Task):
     fixed points (8 for the 3-bit task).
 
     Accuracy is the fraction of masked entries where
-    ``sign(output) == sign(target)``.
+    ``sign(output) == sign(target)``. The memory variant
+    (:meth:`~bioplastic.tasks.Task.memory_variant`) makes trials ``factor``
+    times longer with pulses ``factor`` times rarer, so the silent gaps
+    between pulses are ``factor`` times longer, and scores only the last
+    :data:`MEMORY_SCORE_STEPS` steps of each gap (``score_steps``).
 
     Parameters
     ----------
@@ -43,6 +51,11 @@ class FlipFlop(Task):
     settle_steps : int, default 0
         Steps after each onset excluded from loss and accuracy, in
         [0, n_steps // 4].
+    score_steps : int, default 0
+        0: score every step from the first onset on. n > 0: score only the
+        last n steps before each onset and before the trial end, per
+        channel, i.e. whether each bit survived the whole silent interval
+        before it (the memory test uses this).
     criterion : float, default 0.95
         Accuracy at which the task counts as solved.
 
@@ -74,6 +87,7 @@ class FlipFlop(Task):
         "pulse_prob": 0.04,
         "pulse_steps": 3,
         "settle_steps": 0,
+        "score_steps": 0,
         "criterion": 0.95,
     }
 
@@ -88,6 +102,7 @@ class FlipFlop(Task):
         s["pulse_prob"] = fraction("pulse_prob", s["pulse_prob"])
         s["pulse_steps"] = integer("pulse_steps", s["pulse_steps"], minimum=1)
         s["settle_steps"] = integer("settle_steps", s["settle_steps"], minimum=0)
+        s["score_steps"] = integer("score_steps", s["score_steps"], minimum=0)
         for key in ("pulse_steps", "settle_steps"):
             if s[key] > quarter:
                 raise ConfigError(f"{key} must be <= n_steps // 4 = {quarter}, got {s[key]}")
@@ -122,7 +137,10 @@ class FlipFlop(Task):
         settling = np.zeros((T, B, C), dtype=bool)
         for k in range(self.settle_steps):
             settling[k:] |= onsets[: T - k]
-        loss_mask = (started & ~settling).astype(np.float64)
+        scored = started & ~settling
+        if self.score_steps:
+            scored &= self._gap_ends(onsets)
+        loss_mask = scored.astype(np.float64)
 
         first = np.argmax(onsets, axis=0)  # every channel has an onset
         columns = {}
@@ -139,6 +157,16 @@ class FlipFlop(Task):
             dt=self.dt,
         )
 
+    def _gap_ends(self, onsets):
+        """True in the last ``score_steps`` steps before each onset and before the trial end."""
+        T = onsets.shape[0]
+        until_next = np.empty(onsets.shape, dtype=np.int64)  # steps until the next onset (or T)
+        nxt = np.full(onsets.shape[1:], T)
+        for t in range(T - 1, -1, -1):
+            until_next[t] = nxt - t
+            nxt = np.where(onsets[t], t, nxt)
+        return until_next <= self.score_steps
+
     def _drop_close_onsets(self, draws):
         """Keep an onset only if the last kept one is >= ``min_gap`` steps back."""
         gap = self.min_gap
@@ -148,6 +176,21 @@ class FlipFlop(Task):
             onsets[t] = draws[t] & (since >= gap)
             since = np.where(onsets[t], 1, since + 1)
         return onsets
+
+    memory_epoch = "hold"
+
+    @property
+    def n_memories(self) -> int:
+        """``2**n_bits`` stable fixed points, one per combination of held signs."""
+        return 2 ** self.n_bits
+
+    def _memory_settings(self, factor):
+        # Pulses ``factor`` times rarer in a trial ``factor`` times longer: about
+        # as many pulses per trial, with gaps ``factor`` times longer between them.
+        # Only the ends of the silent gaps are scored: a memory counts when it
+        # survived the whole gap, not while it is still fading.
+        return {"n_steps": int(round(self.n_steps * factor)), "pulse_prob": self.pulse_prob / factor,
+                "score_steps": MEMORY_SCORE_STEPS}
 
     def _accuracy(self, outputs, batch):
         mask = batch.loss_mask > 0

@@ -26,8 +26,10 @@ from ..errors import ConfigError, DivergenceError
 from ..networks.base import Network
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
-from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_network_and_task, _held_out_accuracy,
-                   _positive_int)
+from .criteria import SuccessTracker, make_criterion
+from .evaluation import held_out_evaluation, memory_generalization, memory_test_settings
+from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, _positive_int, check_network_and_task,
+                   run_outcome)
 from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
 from .schedules import Constant, make_schedule
 
@@ -37,8 +39,9 @@ LOCAL_COLUMNS = ("alignment", "update_variance")
 
 def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_size=32, optimizer="sgd",
                 lr=1e-2, clip=None, lambda_tcr=1.0, seed=None, params=None, checkpoint_every=None,
-                checkpoint_at=(), early_stop=True, eval_batch_size=128, run_file=None, progress=None,
-                extra_config=None, diagnostics_every=10, diagnostic_splits=4) -> TrainResult:
+                checkpoint_at=(), early_stop=True, continue_after=0, criterion=None, eval_batch_size=128,
+                memory_test=True, run_file=None, progress=None, extra_config=None, diagnostics_every=10,
+                diagnostic_splits=4) -> TrainResult:
     """Train ``network`` on ``task`` with a local learning rule.
 
     Parameters
@@ -60,8 +63,10 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     seed : int or None (drawn and recorded)
     params : Params or None (initialised from the seed's "init" stream)
     checkpoint_every, checkpoint_at : iterations that keep a parameter copy
-    early_stop : stop at the task's criterion (confirmed on a held-out batch)
-    eval_batch_size : trials of the held-out batch
+    early_stop, continue_after, criterion, eval_batch_size, memory_test
+        The sustained success criterion on held-out evaluations and the
+        memory test, as in :func:`bioplastic.train` (held-out trials run
+        with the training dynamics: TCR-STP on when the rule has it).
     run_file : path or None; rewritten atomically at each checkpoint and at the end
     progress : bool or None
     extra_config : dict merged into the recorded configuration
@@ -99,6 +104,9 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     diagnostics_every = 0 if diagnostics_every is None else _positive_int(
         "diagnostics_every", diagnostics_every, allow_zero=True)
     diagnostic_splits = _positive_int("diagnostic_splits", diagnostic_splits)
+    continue_after = _positive_int("continue_after", continue_after, allow_zero=True)
+    tracker = SuccessTracker(make_criterion(criterion, task))
+    memory = memory_test_settings(memory_test)
     seed = check_seed(seed)
     streams = make_streams(seed)
     diag_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(len(STREAMS),)))
@@ -118,8 +126,10 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         "training": {"rule": rule.describe(), "local": bool(getattr(rule, "local", True)),
                      "modifies": list(targets), "iterations": iterations, "batch_size": batch_size,
                      "optimizer": type(opt).__name__.lower(), "lr": opt.lr, "clip": clip,
-                     "lambda_tcr": schedule.describe(), "early_stop": early_stop,
-                     "eval_batch_size": eval_batch_size, "diagnostics_every": diagnostics_every,
+                     "lambda_tcr": schedule.describe(), "early_stop": bool(early_stop),
+                     "continue_after": continue_after, "criterion": tracker.criterion.describe(),
+                     "eval_batch_size": eval_batch_size, "memory_test": memory if memory else False,
+                     "diagnostics_every": diagnostics_every,
                      "diagnostic_splits": diagnostic_splits},
         "seed": seed,
         **(extra_config or {}),
@@ -131,13 +141,14 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
 
     def finish(status):
         result.status = status
+        result.converged_at = tracker.converged_at
+        result.extra["confirmed_at"] = tracker.confirmed_at
         result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
         if run_file is not None:
             result.save(run_file)
         return result
 
     def diverge(k, message, cause=None):
-        result.converged_at = None
         finish("diverged")
         where = f"; run file with checkpoints so far: {run_file}" if run_file else ""
         raise DivergenceError(f"{message}{where}", iteration=k, result=result) from cause
@@ -145,6 +156,11 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     def stp_at(lam):
         return None if rule.stp is None else (rule.stp[0] * lam, rule.stp[1])
 
+    def dynamics(stp):
+        # Held-out trials and the memory test run with the training dynamics.
+        return None if stp is None else _stp_simulator(stp)
+
+    stop_at = None
     show = global_config.get("progress") if progress is None else progress
     accuracy = None
     lam = 0.0
@@ -178,17 +194,22 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 align = bptt_alignment(network, params, batch, noise, direction)
                 var = update_variance(rule, diag_state, targets, network, params, batch, noise, stp, diag_rng,
                                       diagnostic_splits)
-            row = (k, loss, loss, activity, accuracy, unorm, lam, align, var)
+            eval_acc = eval_loss = float("nan")
+            if tracker.due(k, iterations) and np.isfinite(loss):
+                eval_acc, eval_loss = held_out_evaluation(network, params, task, eval_batch_size, streams["eval"],
+                                                          dynamics(stp))
+                if tracker.update(k, eval_acc, eval_loss):
+                    stop_at = k + continue_after if early_stop else None
+                    if memory and (not early_stop or continue_after):
+                        result.extra["memory_test_at_criterion"] = memory_generalization(
+                            network, params, task, streams["memory"], simulate=dynamics(stp), **memory)
+            row = (k, loss, loss, activity, accuracy, unorm, lam, eval_acc, eval_loss, align, var)
             for col, v in zip(columns, row):
                 history[col].append(v)
             if not (np.isfinite(loss) and np.isfinite(unorm)):
                 diverge(k, f"training diverged at iteration {k}: loss={loss}, update norm={unorm} "
                            "(lower lr, g or the TCR-STP strength, or clip)")
-            if early_stop and accuracy >= task.criterion and _held_out(
-                    network, params, task, eval_batch_size, streams["eval"], stp) >= task.criterion:
-                result.converged_at = k
-                break
-            if k == iterations:
+            if k == iterations or (stop_at is not None and k >= stop_at):
                 break
             _apply(params, upd, opt, clip)
             bar.update(1)
@@ -197,9 +218,16 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()
-    result.final_accuracy = _held_out(network, params, task, eval_batch_size, streams["eval"], stp_at(lam))
+    final_dynamics = dynamics(stp_at(lam))
+    result.final_accuracy, result.extra["final_loss"] = held_out_evaluation(
+        network, params, task, eval_batch_size, streams["eval"], final_dynamics)
+    if memory:
+        result.extra["memory_test"] = memory_generalization(network, params, task, streams["memory"],
+                                                            simulate=final_dynamics, **memory)
+        if tracker.confirmed_at is not None and "memory_test_at_criterion" not in result.extra:
+            result.extra["memory_test_at_criterion"] = result.extra["memory_test"]
     result.extra["state"] = {"tcr_scale": float(rule.tcr_scale(state))}
-    return finish("converged" if result.converged_at is not None else "max_iterations")
+    return finish("converged" if tracker.converged_at is not None else "max_iterations")
 
 
 def local_kwargs(kwargs: dict) -> dict:
@@ -243,20 +271,15 @@ def _apply(params, upd, opt, clip) -> None:
         params.enforce(reference)
 
 
-def _held_out(network, params, task, batch_size, rng, stp) -> float:
-    """Held-out accuracy with the training dynamics (TCR-STP on when it is)."""
-    if stp is None:
-        return _held_out_accuracy(network, params, task, batch_size, rng)
+def _stp_simulator(stp):
+    """``simulate(network, params, inputs, noise) -> outputs`` with TCR-STP at ``stp = (eta_s, tau_s)``."""
     from ..rules.context import stp_kernel_args
     from ..rules.models import simulate
 
-    batch = task.sample(batch_size, rng)
-    noise = network.draw_noise(rng, batch.T, batch_size)
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = simulate(network, params, batch.inputs, noise, stp=stp_kernel_args(stp, network.dt)).outputs
-    if not np.all(np.isfinite(out)):
-        return 0.0
-    return float(task.accuracy(out, batch))
+    def run(network, params, inputs, noise):
+        return simulate(network, params, inputs, noise, stp=stp_kernel_args(stp, network.dt)).outputs
+
+    return run
 
 
 def run_local_job(job: dict) -> dict:
@@ -277,8 +300,10 @@ def run_local_job(job: dict) -> dict:
 
     Returns
     -------
-    dict with ``name``, ``seed``, ``status``, ``converged_at``,
-    ``diverged_at``, ``final_accuracy``, ``W_norm`` and the history arrays
+    dict with ``name``, ``seed``, ``status``, the outcome
+    (:func:`~bioplastic.training.loop.run_outcome`: ``converged_at``,
+    ``final_accuracy``, ``memory_generalization``...), ``diverged_at``,
+    ``W_norm`` and the history arrays
     (``iterations``, ``task_loss``, ``tcr_loss``, ``accuracy``,
     ``alignment``, ``update_variance``, ``grad_norm``, ``lambda_tcr``).
     """
@@ -291,8 +316,7 @@ def run_local_job(job: dict) -> dict:
     if run_file is not None and run_file.exists():
         data = read_run(run_file, checkpoints=False)
         if data.status != "running":
-            return _job_summary(job, data.history, data.status, data.attrs.get("converged_at"),
-                                data.attrs.get("final_accuracy"), data.params)
+            return _job_summary(job, data.history, data.status, run_outcome(data.attrs), data.params)
     task_cfg = dict(job["task"])
     task = get_task(task_cfg.pop("name"), **task_cfg)
     model = dict(job["model"])
@@ -303,17 +327,15 @@ def run_local_job(job: dict) -> dict:
                         extra_config={"job": job.get("name", "")}, **job.get("training", {}))
     except DivergenceError as exc:
         r = exc.result
-    return _job_summary(job, r.history, r.status, r.converged_at, r.final_accuracy, r.params)
+    return _job_summary(job, r.history, r.status, r.outcome(), r.params)
 
 
-def _job_summary(job, history, status, converged_at, final_accuracy, params):
-    conv = None if converged_at is None or int(converged_at) < 0 else int(converged_at)
+def _job_summary(job, history, status, outcome, params):
     its = np.asarray(history["iteration"])
     W = params.get("W") if hasattr(params, "get") else None
     return {
-        "name": job.get("name", ""), "seed": job["seed"], "status": str(status), "converged_at": conv,
+        "name": job.get("name", ""), "seed": job["seed"], "status": str(status), **outcome,
         "diverged_at": int(its[-1]) if str(status) == "diverged" and its.size else None,
-        "final_accuracy": None if final_accuracy is None else float(final_accuracy),
         "W_norm": None if W is None else _norm(W),
         "iterations": its, **{c: np.asarray(history[c], dtype=float) for c in
                               ("task_loss", "tcr_loss", "accuracy", "alignment", "update_variance",

@@ -1,13 +1,18 @@
 """The training loop: BPTT with a lambda_TCR schedule, history, checkpoints.
 
 ``train`` runs at most ``iterations`` parameter updates. Before update k it
-evaluates the loss on a fresh batch; when the batch is solved (task accuracy
->= criterion) and a larger held-out batch confirms it, training stops and
-``converged_at = k``: the number of updates it took ("iterations to
-criterion").
+evaluates the loss on a fresh training batch; every ``eval_every``
+iterations it also scores the parameters on held-out trials. Success is
+*sustained*: the criterion must hold on K held-out evaluations in a row
+(:mod:`bioplastic.training.criteria`). ``converged_at`` is the iteration of
+the first of them ("iterations to criterion"), recorded whether or not
+training stops there; with early stopping the run ends at the K-th (or
+``continue_after`` iterations later). Every run ends with the memory test
+(:mod:`bioplastic.training.evaluation`).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +27,16 @@ from ..recording import make_recording
 from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
 from ..tasks.base import Task
+from .criteria import SuccessTracker, make_criterion
+from .evaluation import held_out_evaluation, memory_generalization, memory_test_settings
 from .objective import loss_and_grads
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 from .schedules import make_schedule
 
-HISTORY_COLUMNS = ("iteration", "loss", "task_loss", "tcr_loss", "accuracy", "grad_norm", "lambda_tcr")
+#: One value per iteration; ``accuracy`` is on the training batch, ``eval_*`` on
+#: held-out trials at evaluations (NaN between them).
+HISTORY_COLUMNS = ("iteration", "loss", "task_loss", "tcr_loss", "accuracy", "grad_norm", "lambda_tcr",
+                   "eval_accuracy", "eval_loss")
 
 
 @dataclass
@@ -61,23 +71,81 @@ class TrainResult:
     recordings: dict | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def memory_generalization(self) -> float | None:
+        """Accuracy of the final network on the memory test (None without one)."""
+        test = self.extra.get("memory_test")
+        return None if not test else test.get("accuracy")
+
+    def file_attrs(self) -> dict:
+        """The run file's outcome attributes (see :func:`run_outcome`)."""
+        attrs = {"converged_at": self.converged_at, "final_accuracy": self.final_accuracy}
+        for key in ("confirmed_at", "lambda_scale", "final_loss"):
+            if key in self.extra:
+                attrs[key] = self.extra[key]
+        for key in ("memory_test", "memory_test_at_criterion"):
+            if self.extra.get(key):
+                attrs[key] = json.dumps(self.extra[key])
+        if self.memory_generalization is not None:
+            attrs["memory_generalization"] = self.memory_generalization
+        return attrs
+
+    def outcome(self) -> dict:
+        """What a protocol reports of this run (see :func:`run_outcome`)."""
+        return run_outcome({k: (-1 if v is None else v) for k, v in self.file_attrs().items()})
+
     def save(self, path, resume=None) -> Path:
         """Write the run file (atomic) and return its path."""
         self.run_file = write_run(path, config=self.config, seed=self.seed, status=self.status,
                                   params=self.params, history=self.history, checkpoints=self.checkpoints,
-                                  attrs={"converged_at": self.converged_at,
-                                         "final_accuracy": self.final_accuracy}, resume=resume,
-                                  recordings=self.recordings)
+                                  attrs=self.file_attrs(), resume=resume, recordings=self.recordings)
         return self.run_file
 
     def summary(self) -> str:
         n = len(self.history["iteration"])
-        if self.status == "converged":
-            head = f"solved after {self.converged_at} iterations"
+        if self.converged_at is not None:
+            head = (f"solved: criterion sustained from iteration {self.converged_at} "
+                    f"(confirmed at {self.extra.get('confirmed_at')})")
+            if n - 1 > (self.extra.get("confirmed_at") or 0):
+                head += f", trained to iteration {n - 1}"
         else:
-            head = f"{self.status} after {n} evaluations"
+            head = f"{self.status} after {n} iterations"
+        mem = self.memory_generalization
+        mem_txt = "" if mem is None else f", memory test (silences x{self.extra['memory_test']['factor']:g}) {mem:.3f}"
         return (f"{self.network.kind} on {self.task.name} (seed {self.seed}): {head}; "
-                f"final accuracy {self.final_accuracy:.3f}, final loss {self.history['loss'][-1]:.4g}")
+                f"final held-out accuracy {self.final_accuracy:.3f}{mem_txt}, final loss {self.history['loss'][-1]:.4g}")
+
+
+def run_outcome(attrs: dict) -> dict:
+    """A run's outcome from its run-file attributes (``RunData.attrs``).
+
+    Returns
+    -------
+    dict with ``converged_at`` and ``confirmed_at`` (iterations or None),
+    ``final_accuracy`` and ``final_loss`` (held-out, end of run),
+    ``memory_generalization`` (memory-test accuracy at the end, None
+    without a test), ``memory_at_criterion`` (memory-test accuracy when the
+    criterion was confirmed), ``memory_factor`` and ``lambda_scale``.
+    """
+    def iteration(key):
+        v = attrs.get(key)
+        return None if v is None or int(v) < 0 else int(v)
+
+    def number(key):
+        v = attrs.get(key)
+        return None if v is None else float(v)
+
+    def test(key):
+        v = attrs.get(key)
+        return json.loads(v) if isinstance(v, (str, bytes)) else None
+
+    end, at_crit = test("memory_test"), test("memory_test_at_criterion")
+    return {"converged_at": iteration("converged_at"), "confirmed_at": iteration("confirmed_at"),
+            "final_accuracy": number("final_accuracy"), "final_loss": number("final_loss"),
+            "memory_generalization": None if not end else end.get("accuracy"),
+            "memory_at_criterion": None if not at_crit else at_crit.get("accuracy"),
+            "memory_factor": None if not end else end.get("factor"),
+            "lambda_scale": number("lambda_scale")}
 
 
 def _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at):
@@ -94,9 +162,10 @@ def _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at):
 
 
 def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optimizer="adam", lr=1e-3,
-          clip=1.0, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None, seed=None, params=None,
-          checkpoint_every=None, checkpoint_at=(), early_stop=True, eval_batch_size=128,
-          record=None, run_file=None, progress=None, extra_config=None, _resume=None) -> TrainResult:
+          clip=1.0, lambda_tcr=0.0, tcr_on="rates", tcr_epoch=None, tcr_relative=False, seed=None, params=None,
+          checkpoint_every=None, checkpoint_at=(), early_stop=True, continue_after=0, criterion=None,
+          eval_batch_size=128, memory_test=True, record=None, run_file=None, progress=None, extra_config=None,
+          _resume=None) -> TrainResult:
     """Train ``network`` on ``task`` by BPTT with optional TCR.
 
     Parameters
@@ -110,12 +179,35 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     clip : float or None, gradient-norm clipping threshold
     lambda_tcr : float, mapping or Schedule, see :mod:`bioplastic.training.schedules`
     tcr_on : {"rates", "states"}
-    tcr_epoch : str or None, restrict TCR to this task epoch
+    tcr_epoch : str or None, restrict TCR to this task epoch; ``"memory"``
+        means the task's memory epoch (:attr:`Task.memory_epoch`)
+    tcr_relative : bool
+        If True, lambda_TCR is relative to the losses at initialisation:
+        the weight used is ``lambda(k) * L_task(0) / L_TCR(0)``, both
+        measured on the first training batch before any update, so that
+        ``lambda = 0.1`` makes the TCR term a tenth of the task loss at
+        the start whatever the task, model or gain. The factor is stored as
+        ``lambda_scale`` in the run file's attributes.
     seed : int or None (drawn and recorded)
     params : Params or None (initialised from the seed's "init" stream)
     checkpoint_every, checkpoint_at : which iterations keep a parameter copy
-    early_stop : stop at the success criterion
-    eval_batch_size : trials of the held-out batch that confirms success
+    early_stop : bool
+        Stop once the success criterion is confirmed (plus
+        ``continue_after`` iterations). With False the run uses its whole
+        budget; ``converged_at`` is recorded either way.
+    continue_after : int, default 0
+        Iterations to keep training after the criterion is confirmed
+        ("train to criterion, then continue M iterations").
+    criterion : None, mapping or SuccessCriterion
+        The sustained success criterion (:mod:`bioplastic.training.criteria`;
+        default: held-out accuracy >= the task's criterion on 3 evaluations
+        in a row, one every 10 iterations).
+    eval_batch_size : int, trials of each held-out evaluation
+    memory_test : bool or mapping
+        Run the memory test (:func:`~bioplastic.training.evaluation.memory_generalization`)
+        at the end and, when training continues past it, at the confirmation;
+        True: silent intervals 10x longer, 128 trials; a mapping sets
+        ``factor`` and ``n_trials``; False: no test.
     record : Recording, mapping or None; activity to record at checkpoints
         (see :mod:`bioplastic.recording`), stored in ``result.recordings``
         and the run file
@@ -127,6 +219,10 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     Returns
     -------
     TrainResult
+        ``converged_at`` (first evaluation of the sustained success, or
+        None), ``extra["confirmed_at"]``, ``extra["memory_test"]``; the
+        history has one row per iteration, with held-out ``eval_accuracy``
+        and ``eval_loss`` at evaluations (NaN elsewhere).
 
     Raises
     ------
@@ -139,9 +235,14 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     iterations = _positive_int("iterations", iterations, allow_zero=True)
     batch_size = _positive_int("batch_size", batch_size)
     eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+    continue_after = _positive_int("continue_after", continue_after, allow_zero=True)
     seed = check_seed(seed)
     streams = make_streams(seed)
     schedule = make_schedule(lambda_tcr)
+    success = make_criterion(criterion, task)
+    tracker = SuccessTracker(success)
+    memory = memory_test_settings(memory_test)
+    tcr_epoch = resolve_tcr_epoch(tcr_epoch, task)
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
     if clip is not None and not float(clip) > 0:
         raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
@@ -160,8 +261,10 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         "training": {"rule": "bptt", "iterations": iterations, "batch_size": batch_size,
                      "optimizer": type(opt).__name__.lower(), "lr": opt.lr,
                      "clip": clip, "lambda_tcr": schedule.describe(), "tcr_on": tcr_on,
-                     "tcr_epoch": tcr_epoch, "early_stop": early_stop,
-                     "eval_batch_size": eval_batch_size, "checkpoint_every": checkpoint_every,
+                     "tcr_epoch": tcr_epoch, "tcr_relative": bool(tcr_relative), "early_stop": bool(early_stop),
+                     "continue_after": continue_after, "criterion": success.describe(),
+                     "eval_batch_size": eval_batch_size, "memory_test": memory if memory else False,
+                     "checkpoint_every": checkpoint_every,
                      "checkpoint_at": sorted(int(k) for k in checkpoint_at or ())},
         "seed": seed,
         **({"record": recording.describe()} if recording is not None else {}),
@@ -169,7 +272,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     }
     history = {c: [] for c in HISTORY_COLUMNS}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
-    accuracy, start = None, 0
+    accuracy, start, lambda_scale, stop_at = None, 0, 1.0, None
     if recording is not None:
         result.recordings = {"trials": rec_batch, "at": {}}
     if _resume is not None:
@@ -178,20 +281,31 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         start, accuracy = _resume["iteration"], _resume["accuracy"]
         params = result.params = network.check_params(_resume["checkpoints"][start])
         result.checkpoints = dict(_resume["checkpoints"])
-        history = {c: list(_resume["history"][c][:start]) for c in HISTORY_COLUMNS}
+        n_rows = len(_resume["history"]["iteration"])
+        history = {c: list(_resume["history"].get(c, np.full(n_rows, np.nan))[:start]) for c in HISTORY_COLUMNS}
         for name, state in _resume["streams"].items():
             streams[name].bit_generator.state = state
         schedule.load_state(_resume["schedule"])
         opt.load_state_dict(_resume["optimizer"])
+        success_state = _resume.get("success", {})
+        if success_state:
+            tracker.load_state(success_state["tracker"])
+            stop_at, lambda_scale = success_state["stop_at"], success_state["lambda_scale"]
+            result.extra["memory_test_at_criterion"] = success_state.get("memory_test_at_criterion")
 
     def resume_state(k):
         # Everything needed to continue bit for bit from the top of iteration k.
         return {"iteration": k, "accuracy": accuracy,
                 "streams": {n: g.bit_generator.state for n, g in streams.items()},
-                "schedule": schedule.state(), "optimizer": opt.state_dict()}
+                "schedule": schedule.state(), "optimizer": opt.state_dict(),
+                "success": {"tracker": tracker.state(), "stop_at": stop_at, "lambda_scale": lambda_scale,
+                            "memory_test_at_criterion": result.extra.get("memory_test_at_criterion")}}
 
     def finish(status, resume=None):
         result.status = status
+        result.converged_at = tracker.converged_at
+        result.extra["confirmed_at"] = tracker.confirmed_at
+        result.extra["lambda_scale"] = lambda_scale
         result.history = {c: np.asarray(v) for c, v in history.items()}
         if run_file is not None:
             result.save(run_file, resume=resume)
@@ -210,27 +324,34 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                 if run_file is not None and k > 0:
                     finish("running", resume=resume_state(k))
             batch = task.sample(batch_size, streams["task"])
-            lam = float(schedule(k, accuracy))
             noise = network.draw_noise(streams["noise"], batch.T, batch_size)
+            if tcr_relative and k == 0:
+                lambda_scale = _relative_tcr_scale(network, params, batch, tcr_on, tcr_epoch, noise)
+            lam = float(schedule(k, accuracy)) * lambda_scale
             ev = loss_and_grads(network, params, batch, lambda_tcr=lam, tcr_on=tcr_on,
                                 tcr_epoch=tcr_epoch, noise=noise)
             accuracy = task.accuracy(ev.traj.outputs, batch) if np.all(np.isfinite(ev.traj.outputs)) else 0.0
+            schedule.observe(k, ev.task_loss, accuracy)
             grads, gnorm = clip_by_global_norm(ev.grads, clip)
-            for col, v in zip(HISTORY_COLUMNS, (k, ev.loss, ev.task_loss, ev.tcr_loss, accuracy, gnorm, lam)):
+            eval_acc = eval_loss = float("nan")
+            if tracker.due(k, iterations) and np.isfinite(ev.loss):
+                eval_acc, eval_loss = held_out_evaluation(network, params, task, eval_batch_size, streams["eval"])
+                if tracker.update(k, eval_acc, eval_loss):
+                    stop_at = k + continue_after if early_stop else None
+                    if memory and (not early_stop or continue_after):
+                        result.extra["memory_test_at_criterion"] = memory_generalization(
+                            network, params, task, streams["memory"], **memory)
+            row = (k, ev.loss, ev.task_loss, ev.tcr_loss, accuracy, gnorm, lam, eval_acc, eval_loss)
+            for col, v in zip(HISTORY_COLUMNS, row):
                 history[col].append(v)
             if not (np.isfinite(ev.loss) and np.isfinite(gnorm)):
-                result.converged_at = None
                 finish("diverged")
                 raise DivergenceError(
                     f"training diverged at iteration {k}: loss={ev.loss}, gradient norm={gnorm}"
                     + (f"; run file with checkpoints so far: {run_file}" if run_file else "")
                     + " (lower lr, g or lambda_TCR, or clip harder)",
                     iteration=k, result=result)
-            if early_stop and accuracy >= task.criterion and _confirm(network, params, task, eval_batch_size,
-                                                                       streams["eval"]):
-                result.converged_at = k
-                break
-            if k == iterations:
+            if k == iterations or (stop_at is not None and k >= stop_at):
                 break
             opt.step(params, grads)
             bar.update(1)
@@ -241,8 +362,32 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     result.checkpoints[k] = params.copy()
     if recording is not None and recording.wants(k, is_final=True):
         result.recordings["at"][k] = record_activity(network, params, rec_batch, recording.what, rec_noise)
-    result.final_accuracy = _held_out_accuracy(network, params, task, eval_batch_size, streams["eval"])
-    return finish("converged" if result.converged_at is not None else "max_iterations")
+    result.final_accuracy, result.extra["final_loss"] = held_out_evaluation(network, params, task, eval_batch_size,
+                                                                            streams["eval"])
+    if memory:
+        result.extra["memory_test"] = memory_generalization(network, params, task, streams["memory"], **memory)
+        if tracker.confirmed_at is not None and "memory_test_at_criterion" not in result.extra:
+            result.extra["memory_test_at_criterion"] = result.extra["memory_test"]  # stopped at confirmation
+    return finish("converged" if tracker.converged_at is not None else "max_iterations")
+
+
+def resolve_tcr_epoch(tcr_epoch, task):
+    """``"memory"`` -> the task's memory epoch; other values unchanged."""
+    if tcr_epoch != "memory":
+        return tcr_epoch
+    if task.memory_epoch is None:
+        raise ConfigError(f"tcr_epoch='memory' but task {task.name!r} names no memory epoch")
+    return task.memory_epoch
+
+
+def _relative_tcr_scale(network, params, batch, tcr_on, tcr_epoch, noise) -> float:
+    """L_task / L_TCR of the initial network on the first batch (see ``tcr_relative``)."""
+    ev = loss_and_grads(network, params, batch, lambda_tcr=0.0, tcr_on=tcr_on, tcr_epoch=tcr_epoch, noise=noise,
+                        need_grads=False)
+    if not (np.isfinite(ev.task_loss) and np.isfinite(ev.tcr_loss) and ev.tcr_loss > 0):
+        raise ConfigError(f"tcr_relative needs a positive, finite TCR loss at initialisation, got {ev.tcr_loss} "
+                          f"(task loss {ev.task_loss})")
+    return float(ev.task_loss / ev.tcr_loss)
 
 
 def check_network_and_task(network, task) -> None:
@@ -260,19 +405,6 @@ def _positive_int(name, v, allow_zero=False):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
         raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
     return int(v)
-
-
-def _held_out_accuracy(network, params, task, batch_size, rng):
-    batch = task.sample(batch_size, rng)
-    noise = network.draw_noise(rng, batch.T, batch_size)
-    out = network.forward(params, batch.inputs, noise=noise).outputs
-    if not np.all(np.isfinite(out)):
-        return 0.0
-    return float(task.accuracy(out, batch))
-
-
-def _confirm(network, params, task, batch_size, rng) -> bool:
-    return _held_out_accuracy(network, params, task, batch_size, rng) >= task.criterion
 
 
 def resume(run_file, *, iterations=None, progress=None) -> TrainResult:

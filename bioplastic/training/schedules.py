@@ -35,6 +35,10 @@ class Schedule:
         """Settings (public attributes), JSON-serialisable."""
         return {"kind": self.kind, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
 
+    def observe(self, k, task_loss, accuracy) -> None:
+        """Called by the training loop after iteration k's batch (task loss and
+        accuracy); schedules that react to training (a controller) override it."""
+
     def state(self) -> dict:
         """Internal state (private attributes), for resuming a run."""
         return {k: v for k, v in vars(self).items() if k.startswith("_")}
@@ -106,6 +110,52 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, k, accuracy=None):
         return self.value * 2.0 ** (-k / self.half_life)
+
+
+@SCHEDULES.register("search_phase")
+class SearchPhase(Schedule):
+    """lambda(k) = value during the search phase, 0 once the loss has dropped (a controller).
+
+    The loop reports each iteration's training task loss (:meth:`observe`).
+    The schedule keeps an exponential moving average ``m(k)`` of
+    ``log10(loss)`` (``half_life`` iterations) and switches TCR off for good
+    at the first iteration ``k >= warmup`` where
+    ``m(k - window) - m(k) >= drop`` decades: a fall of a factor
+    ``10**drop`` within ``window`` iterations, i.e. the end of the plateau
+    (the drop the abrupt-learning detector also looks for, 0.3 decades by
+    default). ``warmup`` keeps the fast initial transient, in which the
+    output learns the target mean, from counting as a drop. This controller
+    is the project's reconstruction of "TCR on during the search phase only".
+    """
+
+    kind = "search_phase"
+
+    def __init__(self, value=0.1, drop=0.3, window=100, half_life=10, warmup=100):
+        self.value = _nonneg("lambda_TCR value", value)
+        self.drop = _nonneg("drop", drop)
+        self.window = int(_nonneg("window", window))
+        self.half_life = _nonneg("half_life", half_life)
+        self.warmup = int(_nonneg("warmup", warmup))
+        if self.drop == 0 or self.window < 1 or self.half_life == 0:
+            raise ConfigError("search_phase schedule needs drop > 0, window >= 1 and half_life > 0")
+        self._ema = None
+        self._past = []  # EMA of the last `window` + 1 iterations
+        self._off_at = None
+
+    def __call__(self, k, accuracy=None):
+        return 0.0 if self._off_at is not None else self.value
+
+    def observe(self, k, task_loss, accuracy) -> None:
+        if self._off_at is not None or not (task_loss > 0 and math.isfinite(task_loss)):
+            return
+        y = math.log10(task_loss)
+        a = 1.0 - 2.0 ** (-1.0 / self.half_life)
+        self._ema = y if self._ema is None else (1 - a) * self._ema + a * y
+        self._past.append(self._ema)
+        if len(self._past) > self.window + 1:
+            self._past.pop(0)
+        if k >= self.warmup and len(self._past) == self.window + 1 and self._past[0] - self._ema >= self.drop:
+            self._off_at = int(k)
 
 
 def make_schedule(spec) -> Schedule:
