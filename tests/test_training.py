@@ -238,3 +238,44 @@ def test_task_loss_matches_numpy(dtype):
     np.testing.assert_array_equal(grad, np.ones((2, 1, 1)))
     with pytest.raises(ShapeError, match="must have the same shape"):
         task_loss(y, target[:-1], mask[:-1])
+
+
+def test_search_phase_schedule_switches_off_at_the_drop():
+    from bioplastic.training.schedules import SearchPhase
+
+    s = make_schedule({"kind": "search_phase", "value": 2.0, "drop": 0.3, "window": 50, "warmup": 20})
+    assert isinstance(s, SearchPhase)
+    # a fast initial transient (ignored: warm-up), a plateau until 300, then a drop of one decade
+    k = np.arange(600)
+    loss = np.where(k < 300, 0.5, 0.5 * 10 ** (-(k - 300) / 50.0)) + np.where(k < 10, 2.0, 0.0)
+    lam = []
+    for i, L in zip(k, loss):
+        lam.append(s(int(i)))
+        s.observe(int(i), float(L), None)
+    lam = np.array(lam)
+    off = int(np.argmax(lam == 0))
+    assert np.all(lam[:off] == 2.0) and np.all(lam[off:] == 0.0)
+    assert 300 < off < 360  # within the drop's first 0.3 decades (15 its) plus the EMA lag
+    # state round trip (resume)
+    s2 = SearchPhase(**{k_: v for k_, v in s.describe().items() if k_ != "kind"})
+    s2.load_state(s.state())
+    assert s2(1000) == 0.0
+
+
+def test_tcr_relative_scales_lambda_by_the_initial_loss_ratio():
+    net, task = small()
+    r = bp.train(net, task, iterations=3, seed=0, lambda_tcr=0.1, tcr_relative=True, early_stop=False)
+    scale = r.extra["lambda_scale"]
+    ev = bp.training.loss_and_grads(net, r.checkpoints[0], task.sample(32, bp.seeding.make_streams(0)["task"]),
+                                    need_grads=False,
+                                    noise=None)
+    assert scale == pytest.approx(ev.task_loss / ev.tcr_loss)
+    np.testing.assert_allclose(r.history["lambda_tcr"], 0.1 * scale)
+    # the TCR term is a tenth of the task loss at the start
+    assert r.history["lambda_tcr"][0] * r.history["tcr_loss"][0] == pytest.approx(0.1 * r.history["task_loss"][0])
+
+
+def test_tcr_epoch_memory_resolves_to_the_task_memory_epoch():
+    net, task = small(task="evidence_accumulation")
+    r = bp.train(net, task, iterations=2, seed=0, lambda_tcr=0.5, tcr_epoch="memory", early_stop=False)
+    assert r.config["training"]["tcr_epoch"] == "delay"

@@ -119,12 +119,13 @@ class SearchPhase(Schedule):
     The loop reports each iteration's training task loss (:meth:`observe`).
     The schedule keeps an exponential moving average ``m(k)`` of
     ``log10(loss)`` (``half_life`` iterations) and switches TCR off for good
-    at the first iteration ``k >= warmup`` where
+    at the first iteration ``k >= warmup + window`` where
     ``m(k - window) - m(k) >= drop`` decades: a fall of a factor
     ``10**drop`` within ``window`` iterations, i.e. the end of the plateau
     (the drop the abrupt-learning detector also looks for, 0.3 decades by
-    default). ``warmup`` keeps the fast initial transient, in which the
-    output learns the target mean, from counting as a drop. This controller
+    default). Only averages from ``k >= warmup`` are compared, which keeps
+    the fast initial transient, in which the output learns the target
+    mean, from counting as a drop. This controller
     is the project's reconstruction of "TCR on during the search phase only".
     """
 
@@ -151,10 +152,12 @@ class SearchPhase(Schedule):
         y = math.log10(task_loss)
         a = 1.0 - 2.0 ** (-1.0 / self.half_life)
         self._ema = y if self._ema is None else (1 - a) * self._ema + a * y
+        if k < self.warmup:
+            return
         self._past.append(self._ema)
         if len(self._past) > self.window + 1:
             self._past.pop(0)
-        if k >= self.warmup and len(self._past) == self.window + 1 and self._past[0] - self._ema >= self.drop:
+        if len(self._past) == self.window + 1 and self._past[0] - self._ema >= self.drop:
             self._off_at = int(k)
 
 
