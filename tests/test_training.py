@@ -243,7 +243,7 @@ def test_task_loss_matches_numpy(dtype):
 def test_search_phase_schedule_switches_off_at_the_drop():
     from bioplastic.training.schedules import SearchPhase
 
-    s = make_schedule({"kind": "search_phase", "value": 2.0, "drop": 0.3, "window": 50, "warmup": 20})
+    s = make_schedule({"kind": "search_phase", "value": 2.0, "drop": 0.3, "window": 50, "warmup": 60})
     assert isinstance(s, SearchPhase)
     # a fast initial transient (ignored: warm-up), a plateau until 300, then a drop of one decade
     k = np.arange(600)
