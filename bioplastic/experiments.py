@@ -72,3 +72,46 @@ def run_train_job_single_thread(job: dict) -> dict:
 
     with single_threaded():
         return run_train_job(job)
+
+
+def run_search_job(job: dict) -> dict:
+    """Train one job and measure its search phase; a picklable protocol job.
+
+    After :func:`run_train_job` (which reuses a finished run file), the task
+    loss curve goes through the abrupt-learning detector
+    (:func:`bioplastic.analysis.abrupt.detect_abrupt_learning`; a plateau
+    followed by a drop is the search phase) and, when ``job["attractors"]``
+    is true, the final network's stable fixed points are counted against the
+    task's need (:func:`bioplastic.analysis.attractors.memory_attractors`).
+
+    Returns
+    -------
+    The :func:`run_train_job` summary plus ``plateau`` (the detector's
+    ``as_dict()`` without the fit) and ``attractors`` (dict or None).
+    """
+    from .analysis.abrupt import detect_abrupt_learning
+
+    summary = run_train_job(job)
+    its, loss = summary["iterations"], summary["task_loss"]
+    ok = np.isfinite(loss) & (loss > 0)
+    if ok.sum() >= 20 and summary["status"] != "diverged":
+        ab = detect_abrupt_learning(its[ok], loss[ok]).as_dict()
+        ab.pop("knots", None), ab.pop("slopes", None)
+    else:
+        ab = {"detected": False, "reason": f"run {summary['status']} with {int(ok.sum())} finite loss values"}
+    summary["plateau"] = ab
+    summary["attractors"] = _final_attractors(job) if job.get("attractors") and job.get("run_file") else None
+    return summary
+
+
+def _final_attractors(job: dict) -> dict | None:
+    from .analysis.attractors import memory_attractors
+    from .analysis.run_analysis import network_from_config, task_from_config
+    from .io.runfile import read_run
+
+    data = read_run(job["run_file"], checkpoints=False)
+    if data.status == "diverged":
+        return None
+    net, task = network_from_config(data.config), task_from_config(data.config)
+    params = net.check_params(data.params)
+    return memory_attractors(net, params, task, seed=int(job["seed"]))

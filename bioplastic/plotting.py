@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
 from .io.atomic import atomic_path
 
 
@@ -302,29 +303,74 @@ def speed_maps(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) ->
     return save_figure(fig, path)
 
 
-def lead_times(groups: dict, path, *, title=None) -> Path:
+def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None) -> Path:
     """GR lead time before the drop, one column per condition, one dot per seed.
 
-    ``groups`` maps a label to a dict with ``leads`` (list of float, seeds
-    where GR preceded the drop), ``n_not_preceded`` and ``n_no_drop``; the
-    last two are printed under the label.
+    The lead of a seed is ``drop_iteration - t_last``, with ``t_last`` the last
+    GR event in the search window [plateau start, drop iteration].
+
+    Parameters
+    ----------
+    groups : dict
+        Maps a label to a dict with ``leads`` (list of float, seeds where GR
+        preceded the drop), ``n_not_preceded`` and ``n_no_drop``; the last
+        two are printed under the label.
+    path : str or Path, PNG written
+    title : str, optional
+    null_leads : dict, optional
+        Maps a label (of ``groups``) to the chance level of the lead: a dict
+        with ``q05``, ``q50`` and ``q95`` (quantiles of the lead under the
+        shifted-events null, e.g. ``GRNullResult.null_lead_quantiles`` from
+        :func:`bioplastic.analysis.gr_null.gr_precedence_test`), or that
+        result's ``as_dict()``. Drawn as a grey band (5-95 %) and a dashed
+        line (median); labels without an entry, or with None values, get no
+        band.
+
+    Returns
+    -------
+    Path
     """
     plt = _pyplot()
     labels = list(groups)
+    null_leads = {} if null_leads is None else null_leads
+    unknown = sorted(set(map(str, null_leads)) - set(map(str, labels)))
+    if unknown:
+        raise ConfigError(f"null_leads has labels that are not groups: {unknown} (groups: {labels})")
     fig, ax = plt.subplots(figsize=(max(4.5, 1.9 * len(labels)), 3.6))
     rng = np.random.default_rng(0)
+    seen = set()
+
+    def once(name):  # legend label for the first mark of each kind only
+        if name in seen:
+            return None
+        seen.add(name)
+        return name
+
     for i, lab in enumerate(labels):
+        q = null_leads.get(lab)
+        if q is not None:
+            q = q.get("null_lead_quantiles", q)
+            lo, med, hi = (q.get(k) for k in ("q05", "q50", "q95"))
+            if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+                ax.fill_between([i - 0.35, i + 0.35], [lo] * 2, [hi] * 2, color="0.8", alpha=0.7, lw=0, zorder=1,
+                                label=once("chance 5-95% (shifted GR events)"))
+            if med is not None and np.isfinite(med):
+                ax.plot([i - 0.35, i + 0.35], [med] * 2, color="0.35", lw=1.2, ls="--", zorder=2,
+                        label=once("chance median"))
         v = np.asarray(groups[lab]["leads"], dtype=float)
         if v.size:
-            ax.plot(i + 0.08 * rng.standard_normal(v.size), v, "o", color="#1f4e9e", ms=5, alpha=0.8)
-            ax.plot([i - 0.25, i + 0.25], [np.median(v)] * 2, color="k", lw=1.5)
-    ax.axhline(0, color="0.5", lw=0.8)
+            ax.plot(i + 0.08 * rng.standard_normal(v.size), v, "o", color="#1f4e9e", ms=5, alpha=0.8, zorder=3,
+                    label=once("seed (GR preceded the drop)"))
+            ax.plot([i - 0.25, i + 0.25], [np.median(v)] * 2, color="k", lw=1.5, zorder=4,
+                    label=once("median over seeds"))
+    ax.axhline(0, color="0.5", lw=0.8, zorder=0, label="drop iteration (lead 0)")
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([f"{lab}\nGR not before: {groups[lab]['n_not_preceded']}\nno drop: {groups[lab]['n_no_drop']}"
                         for lab in labels], fontsize=7)
     ax.set_xlim(-0.6, len(labels) - 0.4)
-    ax.set_ylabel("GR lead before drop (iterations)")
+    ax.set_ylabel("lead before the drop (training iterations)")
     ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.8)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

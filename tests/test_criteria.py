@@ -187,3 +187,25 @@ def test_memory_test_settings_and_skip_for_tasks_without_variant():
     net, params = _bistable_flipflop_network(2.0)
     out = memory_generalization(net, params, NoVariant(), np.random.default_rng(0))
     assert out["accuracy"] is None and "no memory variant" in out["skipped"]
+
+
+def test_each_task_says_what_solved_means():
+    da = bp.get_task("delayed_addition")
+    c = make_criterion(None, da)
+    assert (c.kind, c.threshold, c.consecutive) == ("loss", 0.01, 3)
+    assert make_criterion(None, bp.get_task("evidence_accumulation")).threshold == 0.9
+    net = bp.make_network("lfrnn", 2, 1, n_units=8)
+    r = bp.train(net, da, iterations=2, seed=0, early_stop=False)
+    assert r.config["training"]["criterion"]["kind"] == "loss"
+
+
+def test_memory_attractors_counts_stable_points_against_the_need():
+    from bioplastic.analysis.attractors import memory_attractors
+
+    task = bp.get_task("flipflop")
+    net, attractor = _bistable_flipflop_network(2.0)
+    out = memory_attractors(net, attractor, task, n_init=64)
+    assert out["n_stable"] == 8 and out["n_required"] == 8 and out["formed"] is True
+    _, leaky = _bistable_flipflop_network(0.9)
+    out = memory_attractors(net, leaky, task, n_init=64)
+    assert out["n_stable"] == 1 and out["formed"] is False

@@ -249,6 +249,11 @@ class Task(abc.ABC):
         """Return ``accuracy(outputs, batch) >= criterion``."""
         return self.accuracy(outputs, batch) >= self.criterion
 
+    #: What "solved" means for this task: keyword arguments of
+    #: :class:`~bioplastic.training.criteria.SuccessCriterion` used when a run
+    #: gives no criterion (empty: held-out accuracy >= ``criterion``, K = 3).
+    success: ClassVar[dict] = {}
+
     # -- memory ---------------------------------------------------------------
     #: Name of the epoch in which the network must hold a memory without input
     #: (TCR can be restricted to it; slow dynamics are measured in it).
@@ -260,22 +265,20 @@ class Task(abc.ABC):
         e.g. a continuous attractor)."""
         return None
 
-    def memory_variant(self, factor: float) -> "Task":
-        """The same task with silent (memory) intervals ``factor`` times longer.
+    #: Settings the memory test adds to the stretched task (e.g. how it is scored).
+    memory_test_scoring: ClassVar[dict] = {}
 
-        The **memory test** scores a trained network on these trials: a
-        network that holds its memories in attractors keeps them over longer
-        silences, one that relies on a slowly decaying state does not.
+    def memory_settings(self, factor: float) -> dict:
+        """This task's settings with its silent (memory) intervals ``factor`` times longer.
+
+        Used both for the memory test (:meth:`memory_variant`) and to train on
+        longer memories (e.g. ``get_task(name, **task.memory_settings(2))``).
         Subclasses implement :meth:`_memory_settings`.
-
-        Parameters
-        ----------
-        factor : float, > 1
 
         Raises
         ------
         ConfigError
-            If ``factor`` is not > 1 or the task defines no memory variant.
+            If ``factor`` is not > 1 or the task defines no way to stretch its silences.
         """
         f = positive("memory factor", factor)
         if f <= 1:
@@ -283,7 +286,17 @@ class Task(abc.ABC):
         settings = self._memory_settings(f)
         if settings is None:
             raise ConfigError(f"task {self.name!r} defines no memory variant (implement _memory_settings)")
-        return type(self)(**{**self.settings(), **settings})
+        return {**self.settings(), **settings}
+
+    def memory_variant(self, factor: float) -> "Task":
+        """The memory test's task: silent intervals ``factor`` times longer
+        (:meth:`memory_settings`), scored as :attr:`memory_test_scoring` says.
+
+        The **memory test** scores a trained network on these trials: a
+        network that holds its memories in attractors keeps them over longer
+        silences, one that relies on a slowly decaying state does not.
+        """
+        return type(self)(**{**self.memory_settings(factor), **self.memory_test_scoring})
 
     def _memory_settings(self, factor: float) -> dict | None:
         """Settings that stretch the task's silent intervals by ``factor`` (None: no variant)."""

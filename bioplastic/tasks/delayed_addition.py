@@ -119,6 +119,11 @@ class DelayedAddition(Task):
         )
 
     memory_epoch = "delay"
+    # Solved: held-out task loss <= 0.01 (94% of the target's variance, 1/6,
+    # explained) on 3 evaluations in a row. The accuracy (|error| < 0.04)
+    # sits on a knife edge once the RMS error nears 0.03 and jumps between 0
+    # and 0.95 from one evaluation to the next (docs/tasks.md).
+    success = {"kind": "loss", "threshold": 0.01}
 
     def _memory_settings(self, factor):
         # The marks are spread over a pre-response period ``factor`` times longer,

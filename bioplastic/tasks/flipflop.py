@@ -187,10 +187,11 @@ class FlipFlop(Task):
     def _memory_settings(self, factor):
         # Pulses ``factor`` times rarer in a trial ``factor`` times longer: about
         # as many pulses per trial, with gaps ``factor`` times longer between them.
-        # Only the ends of the silent gaps are scored: a memory counts when it
-        # survived the whole gap, not while it is still fading.
-        return {"n_steps": int(round(self.n_steps * factor)), "pulse_prob": self.pulse_prob / factor,
-                "score_steps": MEMORY_SCORE_STEPS}
+        return {"n_steps": int(round(self.n_steps * factor)), "pulse_prob": self.pulse_prob / factor}
+
+    # The memory test scores only the ends of the silent gaps: a memory counts
+    # when it survived the whole gap, not while it is still fading.
+    memory_test_scoring = {"score_steps": MEMORY_SCORE_STEPS}
 
     def _accuracy(self, outputs, batch):
         mask = batch.loss_mask > 0

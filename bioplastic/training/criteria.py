@@ -99,9 +99,12 @@ class SuccessCriterion:
 
 
 def make_criterion(spec, task=None) -> SuccessCriterion:
-    """Build a criterion from None (the default), a mapping or a SuccessCriterion.
+    """Build a criterion from None (the task's default), a mapping or a SuccessCriterion.
 
-    With ``task`` the threshold is resolved (see :meth:`SuccessCriterion.resolve`).
+    ``None`` means the task's own definition (:attr:`Task.success`; for
+    most tasks held-out accuracy >= the task's criterion, for delayed
+    addition a loss threshold); with ``task`` the threshold is resolved
+    (see :meth:`SuccessCriterion.resolve`).
 
     Raises
     ------
@@ -109,6 +112,8 @@ def make_criterion(spec, task=None) -> SuccessCriterion:
         On an unknown key (named) or an invalid value.
     """
     if spec is None:
+        spec = dict(getattr(task, "success", {}) or {})
+    if isinstance(spec, dict) and not spec:
         c = SuccessCriterion()
     elif isinstance(spec, SuccessCriterion):
         c = spec
