@@ -113,7 +113,9 @@ VERDICT_RULE = (
     "Intervals are printed only for n >= 5 and censored ratios as bounds (>=, <=). With m cells per claim "
     "about 2.5% of them would support by chance alone (a 95% interval misses on a given side 2.5% of the "
     "time when there is no effect), so the number of supporting cells out of m is printed: one supporting "
-    "cell out of many is weak evidence."
+    "cell out of many is weak evidence. A claim that a phenomenon *exists* (row scope 'exists': claim (a), "
+    "abrupt learning after a search plateau) is reproduced when at least one cell supports it, whatever "
+    "the others show; the cells where it is absent are listed as the regimes where it does not hold."
 )
 
 
@@ -395,6 +397,10 @@ def claim_verdict(row) -> tuple[str, str]:
     sup = [c for c, v in judged if v == "supports"]
     con = [c for c, v in judged if v == "contradicts"]
     neu = [c for c, v in judged if v == "neutral"]
+    if row.get("scope") == "exists" and sup:
+        absent = f"; absent (contradicted) in {len(con)} ({_names(con)})" if con else ""
+        return "reproduced", (f"holds in {len(sup)} of {m} cells ({_names(sup)}){absent}; the claim is that the "
+                              "phenomenon exists in some regime")
     if sup and not con:
         return "reproduced", f"supported in {len(sup)} of {m} cells ({_names(sup)}); none contradicts"
     if con and not sup:

@@ -509,3 +509,51 @@ def loss_overview(panels: dict, path, *, title=None) -> Path:
         fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# -- grids of cells (protocols/search_phase.py, tcr_regimes.py) -------------------
+def cell_heatmaps(panels: dict, path, *, colorbar_label: str, vmin=0.0, vmax=1.0, cmap="viridis",
+                  title=None) -> Path:
+    """One heatmap per panel: rows x columns of cells, a value per cell, text in it.
+
+    ``panels`` maps a panel title to ``{"rows": [labels], "cols": [labels],
+    "values": (R, C) array (NaN: not run, drawn grey), "text": (R, C) list of
+    str, "xlabel": str, "ylabel": str}``. One colour scale for all panels.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    first = next(iter(panels.values()))
+    cw, rh = 1.0 * len(first["cols"]) + 2.2, 0.45 * len(first["rows"]) + 1.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cw * ncols + 1.2, rh * nrows + 0.6), squeeze=False,
+                             layout="constrained")
+    cm = plt.get_cmap(cmap).copy()
+    cm.set_bad("0.85")
+    im = None
+    for ax, (name, p) in zip(axes.ravel(), panels.items()):
+        vals = np.ma.masked_invalid(np.asarray(p["values"], dtype=float))
+        im = ax.imshow(vals, cmap=cm, vmin=vmin, vmax=vmax, aspect="auto")
+        for i in range(vals.shape[0]):
+            for j in range(vals.shape[1]):
+                txt = p["text"][i][j]
+                if txt:
+                    dark = vals.mask[i, j] or (vals[i, j] - vmin) / max(vmax - vmin, 1e-12) < 0.55
+                    ax.text(j, i, txt, ha="center", va="center", fontsize=6.5, color="w" if dark else "k")
+        ax.set_xticks(range(len(p["cols"])))
+        ax.set_xticklabels(p["cols"], fontsize=7, rotation=30, ha="right")
+        ax.set_yticks(range(len(p["rows"])))
+        ax.set_yticklabels(p["rows"], fontsize=7)
+        ax.set_xlabel(p.get("xlabel", ""), fontsize=8)
+        ax.set_ylabel(p.get("ylabel", ""), fontsize=8)
+        ax.set_title(str(name), fontsize=9)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes, shrink=0.8, pad=0.02)
+        cb.set_label(colorbar_label, fontsize=8)
+    if title:
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 110), fontsize=9)
+    return save_figure(fig, path)

@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .errors import ConfigError
@@ -30,15 +29,27 @@ def load_protocol(name_or_path):
     name = f"bioplastic_protocol_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so worker processes can unpickle its functions
+    sys.modules[name] = module  # so local worker processes (forked) can unpickle its functions
     spec.loader.exec_module(module)
+    try:  # Dask workers cannot import the script by name: ship its functions by value
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except (ImportError, AttributeError):  # pragma: no cover - without dask's cloudpickle
+        pass
     if not callable(getattr(module, "main", None)):
         raise ConfigError(f"protocol {str(path)!r} has no main(out, quick, seeds) function")
     return module
 
 
-def run_protocol(name_or_path, out=None, *, quick=False, seeds=None) -> dict:
-    """Run a protocol into ``out`` (default ``runs/<name>``); returns its predictions."""
+def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=None, scheduler=None) -> dict:
+    """Run a protocol into ``out`` (default ``runs/<name>``); returns its predictions.
+
+    ``workers`` (local processes) and ``scheduler`` (a Dask scheduler
+    address) choose where its jobs run (:mod:`bioplastic.backends`).
+    """
+    from .backends import use_backend
+
     module = load_protocol(name_or_path)
     name = Path(module.__file__).stem
     out = Path(out) if out is not None else Path("runs") / name
@@ -48,7 +59,8 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None) -> dict:
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    return module.main(out, quick=quick, seeds=seeds)
+    with use_backend(workers=workers, scheduler=scheduler):
+        return module.main(out, quick=quick, seeds=seeds)
 
 
 def write_json(path, obj) -> None:
@@ -132,31 +144,13 @@ def _clean(obj):
     return obj
 
 
-def _single_threaded_blas():
-    # Each worker is one core: threaded BLAS inside two workers would
-    # oversubscribe the machine and make the many small matmuls of an Euler
-    # loop several times slower.
-    from threadpoolctl import threadpool_limits
+def map_jobs(fn, jobs, *, workers=None, progress=True, desc="jobs"):
+    """Run ``fn`` over ``jobs`` on the current back end (local processes by default,
+    or the Dask scheduler of ``bioplastic run --scheduler``); returns (results in
+    job order, wall time in s). See :func:`bioplastic.backends.map_jobs`."""
+    from .backends import map_jobs as _map
 
-    from .kernels.threads import set_kernel_threads
-
-    threadpool_limits(1)
-    set_kernel_threads(1)
-
-
-def map_jobs(fn, jobs, *, workers=2, progress=True, desc="jobs"):
-    """Run ``fn`` over ``jobs`` in local processes (one BLAS and kernel thread each);
-    returns (results in job order, wall time in s)."""
-    from tqdm.auto import tqdm
-
-    jobs = list(jobs)
-    t0 = time.perf_counter()
-    if workers <= 1 or len(jobs) <= 1:
-        results = [fn(j) for j in tqdm(jobs, disable=not progress, desc=desc)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_blas) as ex:
-            results = list(tqdm(ex.map(fn, jobs), total=len(jobs), disable=not progress, desc=desc))
-    return results, time.perf_counter() - t0
+    return _map(fn, jobs, workers=workers, progress=progress, desc=desc)
 
 
 def resolve_settings(full: dict, quick_settings: dict, quick: bool, seeds, out) -> tuple[dict, Path]:

@@ -29,3 +29,31 @@ def speedup_ratios(iters_without, iters_with, budget):
     a = np.array([budget if x is None else x for x in iters_without], dtype=float)
     b = np.array([budget if x is None else x for x in iters_with], dtype=float)
     return a / np.maximum(b, 1.0)
+
+
+def censored_median(values, budget, *, n_boot=2000, seed=0) -> dict:
+    """Median time-to-criterion of runs right-censored at ``budget``.
+
+    ``values`` holds one entry per run: the iteration the run reached its
+    criterion, or None when it did not within ``budget``. A censored run is
+    counted at the budget, so the median is exact while fewer than half the
+    runs are censored and a lower bound (``bound=">="``) otherwise; the
+    percentile-bootstrap interval's upper end is a bound as soon as it
+    reaches the budget.
+
+    Returns
+    -------
+    dict with ``median``, ``ci95``, ``n``, ``n_censored``, ``bound``
+    (None or ">=") and ``all_censored``.
+
+    Examples
+    --------
+    >>> censored_median([100, 200, None], 1000)["median"], censored_median([100, None, None], 1000)["bound"]
+    (200.0, '>=')
+    """
+    n = len(values)
+    n_cens = sum(v is None for v in values)
+    filled = [float(budget) if v is None else float(v) for v in values]
+    med, lo, hi = bootstrap_median_ci(filled, n_boot=n_boot, seed=seed)
+    return {"median": med, "ci95": [lo, hi], "n": n, "n_censored": n_cens,
+            "bound": ">=" if n and 2 * n_cens >= n else None, "all_censored": bool(n and n_cens == n)}

@@ -112,40 +112,15 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
     jobs = make_jobs(spec, out)
     workers = int(workers or spec.get("sweep", {}).get("workers", 2))
     t0 = time.perf_counter()
-    if scheduler is None:
-        from .protocol import map_jobs
+    from .backends import backend_description, map_jobs
 
-        results, _ = map_jobs(run_train_job_single_thread, jobs, workers=workers, progress=progress,
-                              desc="sweep")
-        backend = f"local processes ({workers})"
-    else:
-        results = _run_on_dask(jobs, scheduler, progress, connect_timeout)
-        backend = f"dask scheduler {scheduler}"
+    results, _ = map_jobs(run_train_job_single_thread, jobs, workers=workers, scheduler=scheduler,
+                          progress=progress, desc="sweep", connect_timeout=connect_timeout)
+    backend = backend_description(workers, scheduler)
     wall = time.perf_counter() - t0
     rows = [_row(job, res) for job, res in zip(jobs, results)]
     write_summary(rows, out)
     return {"rows": rows, "wall_seconds": wall, "backend": backend}
-
-
-def _run_on_dask(jobs, address, progress, connect_timeout):
-    try:
-        from dask.distributed import Client
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ConfigError("the dask back end needs dask.distributed: pip install 'bioplastic[dask]'") from exc
-    from .experiments import run_train_job_single_thread
-
-    try:
-        client = Client(address, timeout=connect_timeout)
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(f"cannot reach the dask scheduler at {address!r} ({exc}); "
-                          "nothing was run, finished run files are kept") from exc
-    with client:
-        futures = client.map(run_train_job_single_thread, jobs, pure=False)
-        if progress:
-            from dask.distributed import progress as dask_progress
-
-            dask_progress(futures)
-        return client.gather(futures)
 
 
 def _row(job, res) -> dict:

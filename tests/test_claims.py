@@ -371,3 +371,19 @@ def test_reproduce_runs_stale_and_reports_missing(tmp_path, monkeypatch):
     assert result["provenance"]["seeds"] == [0, 1]
     text = (runs / "reproduce" / "REPRODUCTION.md").read_text()
     assert "- **search_phase**: not run: protocols/search_phase.py does not exist yet." in text
+
+
+def test_existence_claim_holds_where_any_cell_supports():
+    from bioplastic.claims import claim_verdict, fraction_effect
+
+    row = {"direction": "greater", "scope": "exists", "cells": [
+        {"name": "sgd", "effect": fraction_effect(10, 10, 0.5)},
+        {"name": "adam", "effect": fraction_effect(0, 10, 0.5)}]}
+    verdict, why = claim_verdict(row)
+    assert verdict == "reproduced" and "absent (contradicted) in 1 (adam)" in why
+    row["cells"] = row["cells"][1:]
+    assert claim_verdict(row)[0] == "not reproduced"
+    row.pop("scope")
+    row["cells"] = [{"name": "sgd", "effect": fraction_effect(10, 10, 0.5)},
+                    {"name": "adam", "effect": fraction_effect(0, 10, 0.5)}]
+    assert claim_verdict(row)[0] == "inconclusive"

@@ -9,11 +9,15 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="small version that finishes in minutes")
     p.add_argument("--out", default=None, help="output folder (default runs/PROTOCOL)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the protocol's)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default 2, one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the protocol's jobs on this Dask scheduler (e.g. tcp://host:8786) instead")
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..protocol import run_protocol
 
-    run_protocol(args.protocol, args.out, quick=args.quick, seeds=args.seeds)
+    run_protocol(args.protocol, args.out, quick=args.quick, seeds=args.seeds, workers=args.workers,
+                 scheduler=args.scheduler)
     return 0
