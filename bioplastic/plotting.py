@@ -185,13 +185,14 @@ def _running_median_plot(y, w):
 
 
 def loss_with_gr_events(iterations, loss, ckpt_iterations, n_stable, distance, events, abrupt: dict, path, *,
-                        title=None) -> Path:
+                        title=None, n_required=None) -> Path:
     """Loss curve with the plateau shaded, the drop and the GR events marked.
 
     Top: task loss (log scale; thin: raw, thick: running median), the
     search-phase plateau shaded, the drop iteration as a solid line, GR
-    events as dashed lines. Bottom: stable fixed points per checkpoint (steps)
-    and the geometry distance to the previous checkpoint (dots, right axis).
+    events as dashed lines. Bottom: stable fixed points per checkpoint (steps),
+    the number the task needs (``n_required``, dotted), and the geometry
+    distance to the previous checkpoint (dots, right axis).
     """
     plt = _pyplot()
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1.2]})
@@ -217,16 +218,104 @@ def loss_with_gr_events(iterations, loss, ckpt_iterations, n_stable, distance, e
     ax.set_ylabel("task loss")
     ax.legend(frameon=False, fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
-    bx.step(ckpt_iterations, n_stable, where="post", color="#1f4e9e", lw=1.4)
+    bx.step(ckpt_iterations, n_stable, where="post", color="#1f4e9e", lw=1.4, label="stable fixed points")
+    if n_required is not None:
+        bx.axhline(n_required, color="#1f4e9e", ls=":", lw=1.2, label=f"memories the task needs ({n_required})")
     bx.set_ylabel("stable fixed points", color="#1f4e9e")
     cx = bx.twinx()
-    cx.plot(ckpt_iterations, distance, "o", color="#d62728", ms=3)
+    cx.plot(ckpt_iterations, distance, "o", color="#d62728", ms=3, label="geometry distance")
+    h1, l1 = bx.get_legend_handles_labels()
+    h2, l2 = cx.get_legend_handles_labels()
+    bx.legend(h1 + h2, l1 + l2, frameon=False, fontsize=7, loc="upper left")
     cx.set_ylabel("geometry distance", color="#d62728")
     cx.set_ylim(-0.03, 1.03)
     bx.set_xlabel("training iteration")
     bx.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def slow_dynamics(panels: dict, path, *, time_unit="steps", title=None) -> Path:
+    """Autocorrelation timescales and ramping units, before and after training.
+
+    ``panels`` maps a label (e.g. "initial (iteration 0)", "final") to
+    ``{"timescales": (N,) array (inf: slower than the epoch, NaN: silent),
+    "ramping_fraction": float, "example": (P,) or None, "example_ramping":
+    (P, k) trial-averaged traces of up to k ramping units}``. Left: cumulative
+    distribution of the units' timescales (censored units at the right edge);
+    right: trial-averaged activity of example ramping units per label.
+    """
+    plt = _pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+    finite_max = max([float(np.nanmax(np.where(np.isinf(p["timescales"]), np.nan, p["timescales"])))
+                      for p in panels.values() if np.any(np.isfinite(p["timescales"]))] or [1.0])
+    edge = finite_max * 1.15
+    for ci, (label, p) in enumerate(panels.items()):
+        tau = np.asarray(p["timescales"], dtype=float)
+        tau = tau[~np.isnan(tau)]
+        c = f"C{ci % 10}"
+        if tau.size:
+            shown = np.sort(np.where(np.isinf(tau), edge, tau))
+            ax.step(shown, np.arange(1, tau.size + 1) / tau.size, where="post", color=c,
+                    label=f"{label}: median {np.median(tau):.3g}, {np.isinf(tau).mean():.0%} censored, "
+                          f"{p['ramping_fraction']:.0%} ramping")
+        tr = p.get("example_ramping")
+        if tr is not None and np.size(tr):
+            tr = np.asarray(tr)
+            for k in range(tr.shape[1]):
+                bx.plot(np.arange(tr.shape[0]), tr[:, k], color=c, lw=1, alpha=0.8,
+                        label=f"{label}: ramping unit" if k == 0 else None)
+    ax.axvline(edge, color="0.6", ls=":", lw=1, label="slower than the epoch (censored)")
+    ax.set_xlabel(f"autocorrelation timescale ({time_unit})")
+    ax.set_ylabel("fraction of units")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    bx.set_xlabel(f"time in the epoch ({time_unit})")
+    bx.set_ylabel("trial-averaged rate")
+    bx.grid(alpha=0.3)
+    if bx.lines:
+        bx.legend(frameon=False, fontsize=7)
+    else:
+        bx.text(0.5, 0.5, "no ramping unit", transform=bx.transAxes, ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def paired_conditions(panels: dict, path, *, ylabel: str, title=None, log=False) -> Path:
+    """Per-seed values of paired conditions, one panel per group, seeds joined by lines.
+
+    ``panels`` maps a panel title to ``{condition: [value per seed]}`` (same
+    seeds in every condition, None/NaN where missing); the bar is the median.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.8, 3.5), squeeze=False)
+    for ax, (name, conds) in zip(axes[0], panels.items()):
+        labels = list(conds)
+        vals = np.array([[np.nan if v is None else float(v) for v in conds[c]] for c in labels])
+        for s in range(vals.shape[1]):
+            ax.plot(range(len(labels)), vals[:, s], color="0.7", lw=0.7, zorder=1,
+                    label="one seed (paired)" if s == 0 else None)
+        for i in range(len(labels)):
+            v = vals[i][np.isfinite(vals[i])]
+            ax.plot(np.full(v.size, i), v, "o", color=f"C{i % 10}", ms=4, zorder=2)
+            if v.size:
+                ax.plot([i - 0.25, i + 0.25], [np.median(v)] * 2, color="k", lw=1.6, zorder=3,
+                        label="median" if i == 0 else None)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -75,7 +75,7 @@ def test_default_path_is_a_sibling(run_file):
 
 def test_figures_are_pngs(analysis, tmp_path):
     paths = make_figures(analysis, tmp_path)
-    assert [p.name for p in paths] == ["loss_gr.png", "phase_portraits.png", "speed_maps.png"]
+    assert [p.name for p in paths] == ["loss_gr.png", "slow_dynamics.png", "phase_portraits.png", "speed_maps.png"]
     for p in paths:
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 5000
 
@@ -89,7 +89,7 @@ def test_cli_writes_analysis_and_figures(run_file, tmp_path, capsys):
     assert "GR events at iterations" in text and "analysis file" in text
     assert read_analysis(target).settings["n_init"] == 16
     assert sorted(p.name for p in out.iterdir()) == ["run_loss_gr.png", "run_phase_portraits.png",
-                                                     "run_speed_maps.png"]
+                                                     "run_slow_dynamics.png", "run_speed_maps.png"]
 
 
 # -- bad input ----------------------------------------------------------------

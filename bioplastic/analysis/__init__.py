@@ -7,6 +7,8 @@ Modules, one job each:
 - :mod:`~bioplastic.analysis.plrnn_exact`: exact PLRNN fixed points, region by region
 - :mod:`~bioplastic.analysis.geometry`: GR events across checkpoints
 - :mod:`~bioplastic.analysis.abrupt`: plateau / drop detector and GR lead time
+- :mod:`~bioplastic.analysis.gr_null`: does GR precede the drop beyond chance (shifted-event null)
+- :mod:`~bioplastic.analysis.attractors`: stable fixed points against the memories a task needs
 - :mod:`~bioplastic.analysis.slow_dynamics`: autocorrelation timescales, ramping units
 - :mod:`~bioplastic.analysis.run_analysis`: all of it on a run file (``bioplastic analyze``)
 - :mod:`~bioplastic.analysis.store`: the ``RUN.analysis.h5`` sibling file
@@ -15,6 +17,8 @@ Definitions that reconstruct the paper (whose body is not available) are
 marked as such in the module docstrings and in docs/analysis.md.
 """
 from .abrupt import AbruptLearning, detect_abrupt_learning, gr_lead_time
+from .attractors import memory_attractors
+from .gr_null import GRRun, gr_precedence_test
 from .fixed_points import STABILITY, FixedPoints, find_fixed_points, sample_states
 from .geometry import GREvents, gr_events, match_fixed_points, state_spread
 from .maps import autonomous_map, trajectory_states
@@ -23,7 +27,8 @@ from .run_analysis import RunAnalysis, analyze_run, make_figures
 from .slow_dynamics import autocorrelation, autocorrelation_timescales, ramping_units
 from .store import analysis_path, read_analysis, write_analysis
 
-__all__ = ["AbruptLearning", "detect_abrupt_learning", "gr_lead_time", "STABILITY", "FixedPoints",
+__all__ = ["AbruptLearning", "detect_abrupt_learning", "gr_lead_time", "memory_attractors", "GRRun",
+           "gr_precedence_test", "STABILITY", "FixedPoints",
            "find_fixed_points", "sample_states", "GREvents", "gr_events", "match_fixed_points", "state_spread",
            "autonomous_map", "trajectory_states", "plrnn_exact_fixed_points", "RunAnalysis", "analyze_run",
            "make_figures", "autocorrelation", "autocorrelation_timescales", "ramping_units", "analysis_path",

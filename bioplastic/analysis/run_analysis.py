@@ -59,6 +59,7 @@ class RunAnalysis:
             "checkpoints": self.gr.iterations.tolist(),
             "n_stable": self.gr.n_stable.tolist(),
             "n_fixed": self.gr.n_fixed.tolist(),
+            "n_required": self.settings.get("n_required"),
             "gr_events": self.gr.events.tolist(),
             "abrupt": self.abrupt.as_dict(),
             "lead": self.lead,
@@ -246,6 +247,7 @@ def analyze_run(run_file, *, n_init=256, batch_size=64, seed=0, inputs="zero", e
         slow[f"{label}_timescales"] = tau
         slow[f"{label}_ramping"] = ramp.is_ramping
         slow[f"{label}_ramping_fraction"] = ramp.fraction
+        slow[f"{label}_ramping_traces"] = ramp.mean[:, ramp.is_ramping][:, :5]  # up to 5 example units
         varying = tau[~np.isnan(tau)]
         slow[f"{label}_median_timescale"] = float(np.median(varying)) if varying.size else float("nan")
         slow[f"{label}_fraction_censored"] = float(np.isinf(varying).mean()) if varying.size else float("nan")
@@ -262,6 +264,7 @@ def analyze_run(run_file, *, n_init=256, batch_size=64, seed=0, inputs="zero", e
         speed_maps[k] = _speed_map(F, mean, comps, proj, int(speed_grid))
 
     settings = {"n_init": int(n_init), "batch_size": int(batch_size), "seed": int(seed),
+                "n_required": task.n_memories if inputs == "zero" else None,
                 "inputs": u.tolist(), "inputs_rule": inputs if isinstance(inputs, str) else "array",
                 "epoch": epoch, "skipped_nonfinite": skipped, "finder": dict(finder or {}),
                 "gr": events.settings, "abrupt": dict(abrupt or {}), "loss_column": loss_column,
@@ -289,7 +292,22 @@ def make_figures(analysis: RunAnalysis, out_dir, prefix="") -> list[Path]:
     paths = [plotting.loss_with_gr_events(
         analysis.loss["iterations"], analysis.loss["loss"], gr.iterations, gr.n_stable, gr.distance, gr.events,
         analysis.abrupt.as_dict(), out / f"{prefix}loss_gr.png",
-        title=f"{analysis.settings['model']} on {analysis.settings['task']} (seed {analysis.seed})")]
+        title=f"{analysis.settings['model']} on {analysis.settings['task']} (seed {analysis.seed})",
+        n_required=analysis.settings.get("n_required"))]
+    slow = analysis.slow
+    panels = {}
+    for label in ("initial", "final"):
+        if f"{label}_timescales" not in slow:
+            continue
+        ramp = np.asarray(slow.get(f"{label}_ramping_traces", np.zeros((0, 0))))
+        panels[f"{label} (iteration {slow[f'{label}_iteration']})"] = {
+            "timescales": np.asarray(slow[f"{label}_timescales"]),
+            "ramping_fraction": float(slow[f"{label}_ramping_fraction"]),
+            "example_ramping": ramp if ramp.size else None}
+    if panels:
+        paths.append(plotting.slow_dynamics(
+            panels, out / f"{prefix}slow_dynamics.png", time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
+            title=f"slow dynamics in the {slow['epoch']} epoch"))
     panels = []
     for k in sorted(analysis.portraits):
         pts, fp = project_points(analysis, k)

@@ -126,6 +126,7 @@ class Ramping:
     r2 : (N,) fraction of variance explained by the linear fit
     change : (N,) fitted change over the epoch (activity units)
     n_positions : int, aligned epoch positions used
+    mean : (P, N) trial-averaged activity at each aligned position
     """
 
     is_ramping: np.ndarray
@@ -133,6 +134,7 @@ class Ramping:
     r2: np.ndarray
     change: np.ndarray
     n_positions: int
+    mean: np.ndarray | None = None
 
     @property
     def fraction(self) -> float:
@@ -185,7 +187,7 @@ def ramping_units(rates, mask, *, dt=1.0, r2_min=0.8, min_change=0.05) -> Rampin
         r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, 0.0)
     change = slope * (t[-1] - t[0])
     is_ramp = (r2 >= r2_min) & (np.abs(change) >= min_change)
-    return Ramping(is_ramp, slope, r2, change, P)
+    return Ramping(is_ramp, slope, r2, change, P, mean)
 
 
 def slow_dynamics_summary(rates, mask, *, dt=1.0, **ramp_kwargs) -> dict:

@@ -36,7 +36,8 @@ from .geometry import GREvents
 
 SCHEMA = "bioplastic.analysis"
 SCHEMA_VERSION = 1
-_ARRAYS_SLOW = ("initial_timescales", "final_timescales", "initial_ramping", "final_ramping")
+_ARRAYS_SLOW = ("initial_timescales", "final_timescales", "initial_ramping", "final_ramping",
+                "initial_ramping_traces", "final_ramping_traces")
 
 
 def analysis_path(run_file) -> Path:
@@ -100,7 +101,8 @@ def write_analysis(analysis, path=None) -> Path:
             gg.attrs["reasons"] = _json(gr.reasons)
             sg = f.create_group("slow")
             for name in _ARRAYS_SLOW:
-                sg[name] = analysis.slow[name]
+                if name in analysis.slow:
+                    sg[name] = analysis.slow[name]
             pg = f.create_group("pca")
             for name, arr in analysis.pca.items():
                 pg[name] = arr
@@ -146,7 +148,8 @@ def read_analysis(path):
                                                        "drop_slope", "knots", "slopes")})
         slow = json.loads(f.attrs["slow"])
         for name in _ARRAYS_SLOW:
-            slow[name] = f["slow"][name][()]
+            if name in f["slow"]:  # the ramping traces came in 2026-12-07
+                slow[name] = f["slow"][name][()]
         pca = {k: v[()] for k, v in f["pca"].items()}
         portraits = {int(k): v[()] for k, v in f["portraits"].items()}
         speed_maps = {int(k): {n: d[()] for n, d in g.items()} for k, g in f["speed_maps"].items()}
