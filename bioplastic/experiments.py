@@ -115,3 +115,44 @@ def _final_attractors(job: dict) -> dict | None:
     net, task = network_from_config(data.config), task_from_config(data.config)
     params = net.check_params(data.params)
     return memory_attractors(net, params, task, seed=int(job["seed"]))
+
+
+def run_analysis_job(job: dict) -> dict:
+    """Train (or reuse) a run, analyse its geometry at every checkpoint, draw its figures.
+
+    ``job`` is a :func:`run_train_job` job plus ``"analysis"`` (keyword
+    arguments of :func:`bioplastic.analysis.analyze_run`) and ``"figures"``
+    (a folder, or None). The analysis is stored next to the run file
+    (``RUN.analysis.h5``) and reused while it is newer than the run file.
+
+    Returns
+    -------
+    dict: one seed's row (:func:`bioplastic.analysis.summary.seed_row`) plus the
+    run's outcome (``converged_at``, ``memory_generalization``...), the analysis
+    summary (``"analysis"``: checkpoints, stable counts, GR events, abrupt) and
+    the loss curve (``"curve"``: iterations, loss).
+    """
+    from .analysis import analysis_path, analyze_run, make_figures, read_analysis, write_analysis
+    from .analysis.summary import seed_row
+
+    train_summary = run_train_job(job)
+    run_file = Path(job["run_file"])
+    target = analysis_path(run_file)
+    if target.exists() and target.stat().st_mtime >= run_file.stat().st_mtime:
+        analysis = read_analysis(target)
+    else:
+        analysis = analyze_run(run_file, skip_nonfinite=True, **job.get("analysis", {}))
+        write_analysis(analysis, target)
+    if job.get("figures"):
+        Path(job["figures"]).mkdir(parents=True, exist_ok=True)
+        make_figures(analysis, job["figures"], prefix=f"{job['name']}_")
+    summary = analysis.summary()
+    row = seed_row(summary)
+    row.update({k: train_summary[k] for k in ("status", "converged_at", "confirmed_at", "final_accuracy",
+                                                "memory_generalization")})
+    row.update({"slow_final_median_timescale": analysis.slow["final_median_timescale"],
+                "slow_final_ramping_fraction": analysis.slow["final_ramping_fraction"],
+                "slow_epoch": analysis.slow["epoch"], "n_required": summary["n_required"],
+                "analysis": {k: summary[k] for k in ("checkpoints", "n_stable", "gr_events", "abrupt")},
+                "curve": (np.asarray(analysis.loss["iterations"]), np.asarray(analysis.loss["loss"]))})
+    return row

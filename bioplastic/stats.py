@@ -57,3 +57,52 @@ def censored_median(values, budget, *, n_boot=2000, seed=0) -> dict:
     med, lo, hi = bootstrap_median_ci(filled, n_boot=n_boot, seed=seed)
     return {"median": med, "ci95": [lo, hi], "n": n, "n_censored": n_cens,
             "bound": ">=" if n and 2 * n_cens >= n else None, "all_censored": bool(n and n_cens == n)}
+
+
+#: Intervals are printed only for n >= this (SPEC 9).
+MIN_N_INTERVAL = 5
+
+
+def fmt_median(m: dict, digits: int = 0) -> str:
+    """Text of ``{"median", "ci95", "n"}``: the interval only when n >= 5.
+
+    >>> fmt_median({"median": 3.0, "ci95": [1.0, 5.0], "n": 7})
+    '3 [1, 5] (n=7)'
+    >>> fmt_median({"median": 3.0, "ci95": [1.0, 5.0], "n": 2})
+    '3 (n=2, n too small)'
+    """
+    if not m or m.get("n", 0) == 0 or m.get("median") is None:
+        return "-"
+    if m["n"] < MIN_N_INTERVAL:
+        return f"{m['median']:.{digits}f} (n={m['n']}, n too small)"
+    lo, hi = m["ci95"]
+    return f"{m['median']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] (n={m['n']})"
+
+
+def fmt_fraction(k: int, n: int, ci=None) -> str:
+    """``k/n`` with its 95% interval when n >= 5 (Wilson unless ``ci`` is given).
+
+    >>> fmt_fraction(9, 10)
+    '9/10 [0.60, 0.98]'
+    """
+    if n == 0:
+        return "-"
+    if n < MIN_N_INTERVAL:
+        return f"{k}/{n} (n too small)"
+    if ci is None:
+        from .analysis.summary import wilson_interval
+
+        ci = wilson_interval(k, n)
+    return f"{k}/{n} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def fmt_censored(m: dict) -> str:
+    """Text of :func:`censored_median`: bounds as >=, all-censored as such, interval when n >= 5."""
+    if m["n"] == 0:
+        return "-"
+    if m["all_censored"]:
+        return f"all censored (n={m['n']})"
+    b = ">= " if m["bound"] else ""
+    if m["n"] < MIN_N_INTERVAL:
+        return f"{b}{m['median']:.0f} (n={m['n']}, n too small)"
+    return f"{b}{m['median']:.0f} [{m['ci95'][0]:.0f}, {m['ci95'][1]:.0f}] ({m['n_censored']} of {m['n']} censored)"

@@ -26,7 +26,7 @@ from bioplastic.experiments import run_search_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import cell_heatmaps
 from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_json
-from bioplastic.stats import bootstrap_median_ci, censored_median
+from bioplastic.stats import bootstrap_median_ci, censored_median, fmt_censored, fmt_fraction, fmt_median
 from bioplastic.tasks import get_task
 
 # The grid, fixed before the full run (2026-12-07). Sizes and budgets are chosen
@@ -175,29 +175,6 @@ def claim_a(cells, settings) -> dict:
     }
 
 
-def _fmt_median(m, digits=0):
-    if m["n"] == 0:
-        return "-"
-    if m["n"] < 5:
-        return f"{m['median']:.{digits}f} (n={m['n']}, n too small)"
-    return f"{m['median']:.{digits}f} [{m['ci95'][0]:.{digits}f}, {m['ci95'][1]:.{digits}f}] (n={m['n']})"
-
-
-def _fmt_fraction(f):
-    if f["n"] < 5:
-        return f"{f['k']}/{f['n']} (n too small)"
-    return f"{f['k']}/{f['n']} [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}]"
-
-
-def _fmt_censored(m):
-    if m["all_censored"]:
-        return f"all censored (n={m['n']})"
-    b = ">= " if m["bound"] else ""
-    if m["n"] < 5:
-        return f"{b}{m['median']:.0f} (n={m['n']}, n too small)"
-    return f"{b}{m['median']:.0f} [{m['ci95'][0]:.0f}, {m['ci95'][1]:.0f}] ({m['n_censored']} of {m['n']} censored)"
-
-
 def plot(cells, settings, out: Path) -> list[Path]:
     paths = []
     archs, opts = settings["archs"], settings["optimisers"]
@@ -259,9 +236,9 @@ def report(pred: dict, settings: dict) -> str:
         need = "-" if c["n_required"] is None else c["n_required"]
         lines.append(
             f"| {'**' if c['search_phase'] else ''}{c['name']}{'**' if c['search_phase'] else ''} | "
-            f"{_fmt_fraction(pl)} | {_fmt_median(c['plateau_length'])} | "
-            f"{su['k']}/{su['n']} | {_fmt_censored(c['iterations_to_criterion'])} | "
-            f"{_fmt_median(c['memory_generalization'], 2)} | {_fmt_median(c['stable_fixed_points'])} ({need}) | "
+            f"{fmt_fraction(pl['k'], pl['n'], pl['ci95'])} | {fmt_median(c['plateau_length'])} | "
+            f"{su['k']}/{su['n']} | {fmt_censored(c['iterations_to_criterion'])} | "
+            f"{fmt_median(c['memory_generalization'], 2)} | {fmt_median(c['stable_fixed_points'])} ({need}) | "
             f"{o['plateau_then_drop']} / {o['smooth']} / {o['no_drop_unsolved']} / {o['diverged']} |")
     lines += ["", "Outcomes: *drop*: a plateau followed by a drop was detected; *smooth*: reached the criterion "
               "without a detected plateau; *stuck*: neither a drop nor success within the budget; *diverged*: "
