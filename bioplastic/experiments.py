@@ -156,3 +156,61 @@ def run_analysis_job(job: dict) -> dict:
                 "analysis": {k: summary[k] for k in ("checkpoints", "n_stable", "gr_events", "abrupt")},
                 "curve": (np.asarray(analysis.loss["iterations"]), np.asarray(analysis.loss["loss"]))})
     return row
+
+
+def slow_dynamics_of(network, params, task, *, n_trials=64, seed=0, memory_factor=10.0) -> dict:
+    """Slow-dynamics summary of one network in its task's memory epoch (noise off).
+
+    The trials are those of the memory test (``task.memory_variant(memory_factor)``:
+    silences ``memory_factor`` times longer than in training), so that
+    timescales longer than the training delays can be seen at all (a 20-step
+    delay cannot show a 100-step timescale). Per unit: the autocorrelation
+    timescale and whether it ramps (:mod:`bioplastic.analysis.slow_dynamics`).
+    Units slower than the epoch (timescale inf: censored) count at the
+    epoch's longest lag in the median, which is then a lower bound of the
+    true median.
+
+    Returns
+    -------
+    dict with ``median_timescale`` (time units of ``task.dt``),
+    ``fraction_censored``, ``ramping_fraction``, ``epoch``, ``n_units``.
+    """
+    from .analysis.slow_dynamics import autocorrelation_timescales, ramping_units
+
+    if memory_factor and memory_factor > 1:
+        task = task.memory_variant(memory_factor)
+    batch = task.sample(int(n_trials), np.random.default_rng(seed))
+    epoch = task.memory_epoch or "delay"
+    mask = batch.epochs[epoch]
+    with np.errstate(over="ignore", invalid="ignore"):
+        rates = network.forward(params, batch.inputs).rates
+    if not np.all(np.isfinite(rates)):
+        return {"median_timescale": None, "fraction_censored": None, "ramping_fraction": None, "epoch": epoch,
+                "n_units": int(rates.shape[-1])}
+    tau = autocorrelation_timescales(rates, mask, dt=task.dt)
+    varying = tau[~np.isnan(tau)]
+    longest = float(mask.sum(axis=0).max() - 1) * task.dt
+    capped = np.minimum(varying, longest)
+    return {"median_timescale": float(np.median(capped)) if capped.size else None,
+            "fraction_censored": float(np.isinf(varying).mean()) if varying.size else None,
+            "ramping_fraction": float(ramping_units(rates, mask, dt=task.dt).fraction),
+            "epoch": epoch, "epoch_length": longest, "memory_factor": memory_factor, "n_units": int(tau.size)}
+
+
+def run_slow_dynamics_job(job: dict) -> dict:
+    """Train (or reuse) a run, then measure slow dynamics of its initial and final networks.
+
+    Returns the :func:`run_train_job` summary plus ``slow_initial`` and
+    ``slow_final`` (:func:`slow_dynamics_of`, on the same seeded trials).
+    """
+    from .analysis.run_analysis import network_from_config, task_from_config
+    from .io.runfile import read_run
+
+    summary = run_train_job(job)
+    data = read_run(job["run_file"])
+    net, task = network_from_config(data.config), task_from_config(data.config)
+    first = min(data.checkpoints)
+    summary["slow_initial"] = slow_dynamics_of(net, net.check_params(data.checkpoints[first]), task)
+    summary["slow_final"] = (slow_dynamics_of(net, net.check_params(data.params), task)
+                             if data.status != "diverged" else None)
+    return summary
