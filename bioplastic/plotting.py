@@ -617,8 +617,7 @@ def cell_heatmaps(panels: dict, path, *, colorbar_label: str, vmin=0.0, vmax=1.0
     cw, rh = 1.0 * len(first["cols"]) + 2.2, 0.45 * len(first["rows"]) + 1.6
     fig, axes = plt.subplots(nrows, ncols, figsize=(cw * ncols + 1.2, rh * nrows + 0.6), squeeze=False,
                              layout="constrained")
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("0.85")
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.85")
     im = None
     for ax, (name, p) in zip(axes.ravel(), panels.items()):
         vals = np.ma.masked_invalid(np.asarray(p["values"], dtype=float))

@@ -2,9 +2,10 @@
 
 For each protocol that measures a claim (SPEC 9: search_phase,
 abrupt_learning, tcr_regimes, slow_dynamics, local_rules_tcr) the finished
-outputs in the sibling folder ``<out>/../<name>/predictions.json`` are read
-when their ``quick`` flag matches; otherwise the protocol is run into that
-folder (it replaces outputs made with the other setting). local_rules_tcr is
+outputs are read from the sibling folder ``<out>/../<name>/predictions.json``
+(where ``bioplastic run <name>`` writes by default) or from ``<out>/<name>``
+when their ``quick`` flag matches; otherwise the protocol is run into
+``<out>/<name>``, so outputs made with the other setting are never replaced. local_rules_tcr is
 only read, never run here: it is slow and not yet moved to the sustained
 criterion. A protocol script that does not exist yet is reported as not run.
 The verdicts follow ``bioplastic.claims.VERDICT_RULE``.
@@ -27,11 +28,13 @@ from bioplastic.protocol import script_main, write_json
 READ_ONLY = {"local_rules_tcr": "only read by reproduce (slow; not yet on the sustained criterion)"}
 
 
-def collect(name: str, folder: Path, quick: bool, seeds):
+def collect(name: str, out: Path, quick: bool, seeds):
     """(predictions or None, how they were obtained) for one claim protocol."""
-    pred = load_predictions(folder)
-    if pred is not None and bool(pred.get("quick")) == quick:
-        return pred, f"read from {folder}"
+    for folder in (out.parent / name, out / name):
+        pred = load_predictions(folder)
+        if pred is not None and bool(pred.get("quick")) == quick:
+            return pred, f"read from {folder}"
+    folder = out / name
     setting = "quick" if quick else "full"
     if name in READ_ONLY:
         return None, f"no {setting} outputs in {folder}; {READ_ONLY[name]}"
@@ -49,7 +52,7 @@ def main(out, quick=False, seeds=None):
     t0 = time.perf_counter()
     preds, status = {}, {}
     for name in CLAIM_PROTOCOLS:
-        preds[name], status[name] = collect(name, out.parent / name, quick, seeds)
+        preds[name], status[name] = collect(name, out, quick, seeds)
     generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     text = render_reproduction(preds, quick=quick, generated=generated, status=status)
     result = {"protocol": "reproduce", "quick": quick, "generated": generated,

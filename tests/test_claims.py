@@ -357,12 +357,17 @@ def test_reproduce_runs_stale_and_reports_missing(tmp_path, monkeypatch):
         write_fixtures(out.parent, {name: fresh[name]})
         return fresh[name]
 
+    stale_file = runs / "abrupt_learning" / "predictions.json"
+    stale_text = stale_file.read_text()
+
     monkeypatch.setattr(bioplastic.protocol, "run_protocol", fake_run)
     result = reproduce.main(runs / "reproduce", quick=True, seeds=2)
-    assert calls == [("abrupt_learning", runs / "abrupt_learning", True, 2)]
+    # the stale (full) outputs are not overwritten: the quick run goes into reproduce's own folder
+    assert calls == [("abrupt_learning", runs / "reproduce" / "abrupt_learning", True, 2)]
+    assert stale_file.read_text() == stale_text
     prot = result["protocols"]
     assert prot["search_phase"]["status"] == "not run: protocols/search_phase.py does not exist yet"
-    assert prot["abrupt_learning"]["status"] == f"run by reproduce into {runs / 'abrupt_learning'}"
+    assert prot["abrupt_learning"]["status"] == f"run by reproduce into {runs / 'reproduce' / 'abrupt_learning'}"
     assert prot["local_rules_tcr"]["status"].startswith("no quick outputs in")
     v = result["verdicts"]
     assert v["a"]["explanation"] == "protocol search_phase has not been run"
