@@ -392,3 +392,37 @@ def test_existence_claim_holds_where_any_cell_supports():
     row["cells"] = [{"name": "sgd", "effect": fraction_effect(10, 10, 0.5)},
                     {"name": "adam", "effect": fraction_effect(0, 10, 0.5)}]
     assert claim_verdict(row)[0] == "inconclusive"
+
+
+def test_paired_speedup_censoring_makes_bounds():
+    from bioplastic.claims import paired_speedup_effect
+
+    # no censoring: plain median of the ratios
+    e = paired_speedup_effect([200, 400, 600, 800, 1000], [100, 400, 300, 400, 500], 2000)
+    assert e["median"] == 2.0 and e["bound"] is None and e["n"] == 5 and e["n_censored"] == 0
+    # baseline censored, TCR solved: lower bounds; median becomes ">="
+    e = paired_speedup_effect([None, None, None, 400, 500], [500, 400, 250, 400, 500], 2000)
+    assert e["bound"] == ">=" and e["n_censored"] == 3 and e["median"] == 4.0
+    # TCR censored: upper bounds
+    e = paired_speedup_effect([100, 200, 300], [None, None, 300], 1000)
+    assert e["bound"] == "<=" and e["median"] == pytest.approx(0.2)
+    # both kinds: neither bound; both censored: left out
+    e = paired_speedup_effect([None, 100, None, 300], [100, None, None, 300], 1000)
+    assert e["bound"] is None and e["n"] == 3 and e["n_both_censored"] == 1
+    e = paired_speedup_effect([None, None], [None, None], 1000)
+    assert e["all_censored"] and e["n"] == 0
+    with pytest.raises(ConfigError, match="pairs differ"):
+        paired_speedup_effect([1, 2], [1], 10)
+
+
+def test_paired_mean_difference_and_censored_median():
+    from bioplastic.claims import format_effect, paired_mean_difference_effect
+    from bioplastic.stats import censored_median
+
+    e = paired_mean_difference_effect([0] * 10, [1] * 6 + [0] * 4)
+    assert e["median"] == 0.6 and e["ci95"][0] > 0 and format_effect(e).startswith("mean 0.6")
+    m = censored_median([100, 200, 300, None, None], 1000)
+    assert m["median"] == 300 and m["bound"] is None and m["n_censored"] == 2
+    m = censored_median([100, None, None, None], 1000)
+    assert m["median"] == 1000 and m["bound"] == ">=" and not m["all_censored"]
+    assert censored_median([None, None], 50)["all_censored"]
