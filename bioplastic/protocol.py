@@ -15,7 +15,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .errors import ConfigError
@@ -61,6 +60,18 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=Non
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     with use_backend(workers=workers, scheduler=scheduler):
         return module.main(out, quick=quick, seeds=seeds)
+
+
+def write_outputs(out, pred: dict, report: str, plot=None) -> dict:
+    """A protocol's last step: ``predictions.json``, the figures (``plot()``), ``report.md``;
+    prints the report and returns ``pred``."""
+    out = Path(out)
+    write_json(out / "predictions.json", pred)
+    if plot is not None:
+        plot()
+    write_text(out / "report.md", report)
+    print(report)
+    return pred
 
 
 def write_json(path, obj) -> None:

@@ -31,6 +31,17 @@ def speedup_ratios(iters_without, iters_with, budget):
     return a / np.maximum(b, 1.0)
 
 
+def median_summary(values, *, seed=0) -> dict:
+    """``{"median", "ci95", "n"}`` of the finite values among ``values`` (None is skipped).
+
+    >>> median_summary([1.0, None, 3.0, 2.0])["median"]
+    2.0
+    """
+    v = [float(x) for x in values if x is not None and np.isfinite(float(x))]
+    med, lo, hi = bootstrap_median_ci(v, seed=seed)
+    return {"median": med, "ci95": [lo, hi], "n": len(v)}
+
+
 def censored_median(values, budget, *, n_boot=2000, seed=0) -> dict:
     """Median time-to-criterion of runs right-censored at ``budget``.
 

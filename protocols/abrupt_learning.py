@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from bioplastic.analysis.gr_null import GRRun, gr_precedence_test
 from bioplastic.analysis.summary import condition_summary

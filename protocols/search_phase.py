@@ -23,10 +23,9 @@ import numpy as np
 from bioplastic.analysis.summary import wilson_interval
 from bioplastic.claims import fraction_effect
 from bioplastic.experiments import run_search_job
-from bioplastic.io.atomic import write_text
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_json
-from bioplastic.stats import bootstrap_median_ci, censored_median, fmt_censored, fmt_fraction, fmt_median
+from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_outputs
+from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, fmt_median, median_summary
 from bioplastic.tasks import get_task
 
 # The grid, fixed before the full run (2026-12-07). Sizes and budgets are chosen
@@ -101,11 +100,6 @@ def classify(r: dict) -> str:
     return "no_drop_unsolved" if r["converged_at"] is None else "smooth"
 
 
-def _median(values):
-    v = [float(x) for x in values if x is not None]
-    med, lo, hi = bootstrap_median_ci(v)
-    return {"median": med, "ci95": [lo, hi], "n": len(v)}
-
 
 def summarise_cell(rows: list[dict], budget: int) -> dict:
     n = len(rows)
@@ -119,13 +113,13 @@ def summarise_cell(rows: list[dict], budget: int) -> dict:
         "n": n, "budget": budget,
         "plateau": {"k": k_plateau, "n": n, "fraction": k_plateau / n, "ci95": list(wilson_interval(k_plateau, n))},
         "outcomes": {k: kinds.count(k) for k in ("plateau_then_drop", "smooth", "no_drop_unsolved", "diverged")},
-        "plateau_length": _median(r["plateau"].get("plateau_length") for r in rows if r["plateau"]["detected"]),
-        "drop_iteration": _median(r["plateau"].get("drop_iteration") for r in rows if r["plateau"]["detected"]),
+        "plateau_length": median_summary(r["plateau"].get("plateau_length") for r in rows if r["plateau"]["detected"]),
+        "drop_iteration": median_summary(r["plateau"].get("drop_iteration") for r in rows if r["plateau"]["detected"]),
         "success": {"k": k_solved, "n": n, "fraction": k_solved / n, "ci95": list(wilson_interval(k_solved, n))},
         "iterations_to_criterion": censored_median(solved, budget),
-        "memory_generalization": _median(r["memory_generalization"] for r in rows),
-        "final_accuracy": _median(r["final_accuracy"] for r in rows),
-        "stable_fixed_points": _median(a.get("n_stable") for a in att),
+        "memory_generalization": median_summary(r["memory_generalization"] for r in rows),
+        "final_accuracy": median_summary(r["final_accuracy"] for r in rows),
+        "stable_fixed_points": median_summary(a.get("n_stable") for a in att),
         "n_required": required,
         "memories_formed": sum(bool(a.get("formed")) for a in att),
         "per_seed": [{"seed": r["seed"], "outcome": kd, "converged_at": r["converged_at"],
@@ -263,12 +257,7 @@ def main(out, quick=False, seeds=None):
             "search_phase_rule": SEARCH_PHASE_RULE, "wall_seconds": wall, "backend": backend_description(),
             "search_phase_cells": [c["name"] for c in cells if c["search_phase"]],
             "cells": cells, "claims": {"a": claim_a(cells, settings)}}
-    write_json(out / "predictions.json", pred)
-    plot(cells, settings, out)
-    text = report(pred, settings)
-    write_text(out / "report.md", text)
-    print(text)
-    return pred
+    return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(cells, settings, out))
 
 
 if __name__ == "__main__":

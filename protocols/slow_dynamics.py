@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from bioplastic.claims import format_effect, median_ci_effect
 from bioplastic.experiments import run_slow_dynamics_job
-from bioplastic.io.atomic import write_text
 from bioplastic.plotting import paired_conditions
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_json
-from bioplastic.stats import fmt_median, bootstrap_median_ci
+from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_outputs
+from bioplastic.stats import fmt_median, median_summary
 
 MODEL = {"kind": "lfrnn", "n_units": 32, "g": 1.5}
 # Budgets as in search_phase (evidence accumulation is learned within ~100 iterations there).
@@ -130,8 +128,8 @@ def report(pred, settings) -> str:
     for task, t in pred["results"].items():
         for cond in settings["conditions"]:
             c = t["conditions"][cond]
-            ts = _med(c["final_median_timescale"])
-            rf = _med(c["final_ramping_fraction"])
+            ts = median_summary(c["final_median_timescale"])
+            rf = median_summary(c["final_ramping_fraction"])
             d = t["differences"].get(cond, {})
             dt = format_effect(d["median_timescale"]) if d else ""
             dr = format_effect(d["ramping_fraction"]) if d else ""
@@ -146,11 +144,6 @@ def report(pred, settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _med(values):
-    v = [x for x in values if x is not None and np.isfinite(x)]
-    med, lo, hi = bootstrap_median_ci(v)
-    return {"median": med, "ci95": [lo, hi], "n": len(v)}
-
 
 def main(out, quick=False, seeds=None):
     from bioplastic.backends import backend_description
@@ -164,12 +157,7 @@ def main(out, quick=False, seeds=None):
                          "conditions": {c: CONDITIONS[c] for c in settings["conditions"]}},
             "measures": MEASURES, "wall_seconds": wall, "backend": backend_description(), "results": summary,
             "claims": {"f": claim_f(summary, settings)}}
-    write_json(out / "predictions.json", pred)
-    plot(summary, settings, out)
-    text = report(pred, settings)
-    write_text(out / "report.md", text)
-    print(text)
-    return pred
+    return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(summary, settings, out))
 
 
 if __name__ == "__main__":

@@ -32,10 +32,9 @@ import numpy as np
 from bioplastic.claims import (format_effect, median_ci_effect, paired_mean_difference_effect,
                                paired_speedup_effect)
 from bioplastic.experiments import run_search_job
-from bioplastic.io.atomic import write_text
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_json
-from bioplastic.stats import bootstrap_median_ci, censored_median, fmt_censored, fmt_median
+from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_outputs
+from bioplastic.stats import censored_median, fmt_censored, fmt_median, median_summary
 
 N_UNITS = 32
 SGD = {"optimizer": "sgd", "lr": 0.3}
@@ -98,11 +97,6 @@ def make_jobs(out: Path, settings: dict) -> list[dict]:
     return jobs
 
 
-def _median(values):
-    v = [float(x) for x in values if x is not None]
-    med, lo, hi = bootstrap_median_ci(v)
-    return {"median": med, "ci95": [lo, hi], "n": len(v)}
-
 
 def _plateau_length(r):
     p = r["plateau"]
@@ -117,11 +111,11 @@ def summarise_condition(rows, base, budget) -> dict:
         "n": len(rows), "success": sum(i is not None for i in its),
         "iterations_to_criterion": censored_median(its, budget),
         "plateau": sum(bool(r["plateau"].get("detected")) for r in rows),
-        "plateau_length": _median(_plateau_length(r) for r in rows),
-        "memory_generalization": _median(r["memory_generalization"] for r in rows),
-        "stable_fixed_points": _median((r["attractors"] or {}).get("n_stable") for r in rows),
+        "plateau_length": median_summary(_plateau_length(r) for r in rows),
+        "memory_generalization": median_summary(r["memory_generalization"] for r in rows),
+        "stable_fixed_points": median_summary((r["attractors"] or {}).get("n_stable") for r in rows),
         "memories_formed": sum(bool((r["attractors"] or {}).get("formed")) for r in rows),
-        "lambda_scale": _median(r["lambda_scale"] for r in rows),
+        "lambda_scale": median_summary(r["lambda_scale"] for r in rows),
         "per_seed": [{"seed": r["seed"], "converged_at": r["converged_at"], "plateau_length": _plateau_length(r),
                       "memory_generalization": r["memory_generalization"],
                       "n_stable": (r["attractors"] or {}).get("n_stable"), "status": r["status"]} for r in rows],
@@ -290,12 +284,7 @@ def main(out, quick=False, seeds=None):
                          "conditions": {c: CONDITIONS[c] for c in settings["conditions"]}},
             "wall_seconds": wall, "backend": backend_description(), "significant": significant(summary),
             "results": summary, "claims": claims(summary, settings)}
-    write_json(out / "predictions.json", pred)
-    plot(summary, settings, out)
-    text = report(pred, settings)
-    write_text(out / "report.md", text)
-    print(text)
-    return pred
+    return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(summary, settings, out))
 
 
 if __name__ == "__main__":
