@@ -419,8 +419,10 @@ def _cells(row: dict) -> list[dict]:
     return cells
 
 
-def _names(cells) -> str:
-    return "; ".join(c.get("name", "?") for c in cells)
+def _names(cells, limit=6) -> str:
+    names = [c.get("name", "?") for c in cells]
+    more = f"; and {len(names) - limit} more" if len(names) > limit else ""
+    return "; ".join(names[:limit]) + more
 
 
 def judge_cells(row: dict) -> list[tuple[dict, str]]:
