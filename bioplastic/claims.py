@@ -47,6 +47,10 @@ MIN_N_VERDICT = 10
 MIN_N_PVALUE = 20
 #: Significance level of a one-sided test cell.
 ALPHA = 0.05
+#: A difference effect may carry its own practical margin (``"margin"``, in the
+#: effect's units, e.g. 0.2 for a difference of success fractions): an interval
+#: that contains the null but whose end on the paper's side stays short of
+#: ``null + margin`` rules out an effect of that size and contradicts the claim.
 #: Practical margin of a ratio. A ratio cell whose 95% interval contains the
 #: null (1) but whose end on the paper's side stays within this fraction of it
 #: (``hi < 1.1`` for ``"greater"``, ``lo > 1/1.1`` for ``"less"``) rules out a
@@ -113,7 +117,10 @@ VERDICT_RULE = (
     "Intervals are printed only for n >= 5 and censored ratios as bounds (>=, <=). With m cells per claim "
     "about 2.5% of them would support by chance alone (a 95% interval misses on a given side 2.5% of the "
     "time when there is no effect), so the number of supporting cells out of m is printed: one supporting "
-    "cell out of many is weak evidence. A claim that a phenomenon *exists* (row scope 'exists': claim (a), "
+    "cell out of many is weak evidence. A difference may state its own practical margin m (claim (d): 0.2, "
+    "twenty percentage points of success): an interval that contains 0 but stays below m (paper says greater) "
+    "also contradicts; this margin was added on 2026-12-07 after the tcr_regimes results were seen (TCR solved "
+    "0 of 10 runs in every strong-coupling cell, where the rule without it said only 'neutral'). A claim that a phenomenon *exists* (row scope 'exists': claim (a), "
     "abrupt learning after a search plateau) is reproduced when at least one cell supports it, whatever "
     "the others show; the cells where it is absent are listed as the regimes where it does not hold."
 )
@@ -207,13 +214,17 @@ def paired_speedup_effect(without, with_, budget, *, seed=0) -> dict:
     bound = ">=" if lower and not upper else ("<=" if upper and not lower else None)
     eff = median_ci_effect(ratios, kind="ratio", null=1.0, n_censored=lower + upper, bound=bound, seed=seed)
     eff["n_both_censored"] = both
+    eff["n_pairs"] = len(without)
     eff["all_censored"] = bool(len(without) > 0 and not ratios)
     return eff
 
 
-def paired_mean_difference_effect(a, b, *, n_boot=2000, seed=0) -> dict:
+def paired_mean_difference_effect(a, b, *, n_boot=2000, seed=0, margin=None) -> dict:
     """Mean paired difference ``b - a`` (e.g. success 0/1 with minus without) with a
     percentile-bootstrap 95% interval over pairs; pairs with a None are dropped.
+
+    ``margin`` is the smallest difference of practical interest (see
+    :func:`cell_verdict`).
 
     Examples
     --------
@@ -222,14 +233,15 @@ def paired_mean_difference_effect(a, b, *, n_boot=2000, seed=0) -> dict:
     """
     d = np.array([float(y) - float(x) for x, y in zip(a, b) if x is not None and y is not None])
     n = int(d.size)
+    extra = {} if margin is None else {"margin": float(margin)}
     if n == 0:
         return {"kind": "difference", "null": 0.0, "statistic": "mean", "median": float("nan"),
-                "ci95": [float("nan"), float("nan")], "n": 0}
+                "ci95": [float("nan"), float("nan")], "n": 0, **extra}
     rng = np.random.default_rng(seed)
     boots = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     lo, hi = np.quantile(boots, [0.025, 0.975])
     return {"kind": "difference", "null": 0.0, "statistic": "mean", "median": float(d.mean()),
-            "ci95": [float(lo), float(hi)], "n": n}
+            "ci95": [float(lo), float(hi)], "n": n, **extra}
 
 
 def fraction_effect(k, n, null) -> dict:
@@ -335,7 +347,7 @@ def format_effect(effect) -> str:
         lo, hi = _interval(effect.get("ci95"))
         n_cens = int(effect.get("n_censored") or 0) if kind == "ratio" else 0
         if kind == "ratio" and effect.get("all_censored"):
-            return f"all censored (n={n})"
+            return f"all censored (n={effect.get('n_pairs', n)})"
         if not _finite(med):
             return f"no finite value (n={n})"
         bound = effect.get("bound") if kind == "ratio" else None
@@ -400,6 +412,9 @@ def cell_verdict(effect, direction) -> str:
         verdict = "contradicts"
     elif kind == "ratio" and (far < null * (1 + PRACTICAL_MARGIN) if greater
                               else far > null / (1 + PRACTICAL_MARGIN)):
+        verdict = "contradicts"
+    elif kind == "difference" and _finite(effect.get("margin")) and (
+            far < null + effect["margin"] if greater else far > null - effect["margin"]):
         verdict = "contradicts"
     else:
         verdict = "neutral"

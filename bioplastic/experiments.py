@@ -36,7 +36,7 @@ def run_train_job(job: dict) -> dict:
     if run_file is not None and run_file.exists():
         data = read_run(run_file, checkpoints=False)
         if data.status != "running":
-            return _summary(job, data.history, data.status, run_outcome(data.attrs))
+            return {**_summary(job, data.history, data.status, run_outcome(data.attrs)), "reused": True}
     task_cfg = dict(job["task"])
     task = get_task(task_cfg.pop("name"), **task_cfg)
     model = dict(job["model"])
@@ -46,7 +46,7 @@ def run_train_job(job: dict) -> dict:
                   extra_config={"job": job.get("name", "")}, **job.get("training", {}))
     except DivergenceError as exc:
         r = exc.result
-    return _summary(job, r.history, r.status, r.outcome())
+    return {**_summary(job, r.history, r.status, r.outcome()), "reused": False}
 
 
 def _summary(job, history, status, outcome):
@@ -149,7 +149,7 @@ def run_analysis_job(job: dict) -> dict:
     summary = analysis.summary()
     row = seed_row(summary)
     row.update({k: train_summary[k] for k in ("status", "converged_at", "confirmed_at", "final_accuracy",
-                                                "memory_generalization")})
+                                                "memory_generalization", "reused")})
     row.update({"slow_final_median_timescale": analysis.slow["final_median_timescale"],
                 "slow_final_ramping_fraction": analysis.slow["final_ramping_fraction"],
                 "slow_epoch": analysis.slow["epoch"], "n_required": summary["n_required"],

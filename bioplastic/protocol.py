@@ -62,6 +62,12 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=Non
         return module.main(out, quick=quick, seeds=seeds)
 
 
+def reuse_note(results) -> str:
+    """'' or ' (N of M runs reused from finished run files)' for a report's wall-time line."""
+    n = sum(bool(r.get("reused")) for r in results if isinstance(r, dict))
+    return f" ({n} of {len(results)} runs reused from finished run files)" if n else ""
+
+
 def write_outputs(out, pred: dict, report: str, plot=None) -> dict:
     """A protocol's last step: ``predictions.json``, the figures (``plot()``), ``report.md``;
     prints the report and returns ``pred``."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from bioplastic.claims import format_effect, median_ci_effect
 from bioplastic.experiments import run_slow_dynamics_job
 from bioplastic.plotting import paired_conditions
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, script_main, write_outputs
+from bioplastic.protocol import map_jobs, provenance, resolve_settings, reuse_note, script_main, write_outputs
 from bioplastic.stats import fmt_median, median_summary
 
 MODEL = {"kind": "lfrnn", "n_units": 32, "g": 1.5}
@@ -140,7 +140,7 @@ def report(pred, settings) -> str:
               "the trial-averaged activity fits a line (R^2 >= 0.8) and changes by >= 0.05 over the epoch. "
               "Both are the project's reconstruction (the paper's definitions are not available).", "",
               "![timescales](median_timescale.png)", "", "![ramping](ramping_fraction.png)", "",
-              f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']})."]
+              f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']}){pred.get('reused', '')}."]
     return "\n".join(lines) + "\n"
 
 
@@ -155,7 +155,7 @@ def main(out, quick=False, seeds=None):
     pred = {"protocol": "slow_dynamics", "quick": quick, "provenance": provenance(list(range(settings["seeds"]))),
             "settings": {**settings, "model": MODEL, "training": TRAINING, "budgets": BUDGETS,
                          "conditions": {c: CONDITIONS[c] for c in settings["conditions"]}},
-            "measures": MEASURES, "wall_seconds": wall, "backend": backend_description(), "results": summary,
+            "measures": MEASURES, "wall_seconds": wall, "backend": backend_description(), "reused": reuse_note(results), "results": summary,
             "claims": {"f": claim_f(summary, settings)}}
     return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(summary, settings, out))
 

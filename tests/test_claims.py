@@ -426,3 +426,14 @@ def test_paired_mean_difference_and_censored_median():
     m = censored_median([100, None, None, None], 1000)
     assert m["median"] == 1000 and m["bound"] == ">=" and not m["all_censored"]
     assert censored_median([None, None], 50)["all_censored"]
+
+
+def test_difference_with_a_practical_margin():
+    from bioplastic.claims import cell_verdict, paired_mean_difference_effect
+
+    none_helped = paired_mean_difference_effect([0] * 10, [0] * 10, margin=0.2)
+    assert none_helped["ci95"] == [0.0, 0.0]
+    assert cell_verdict(none_helped, "greater") == "contradicts"
+    assert cell_verdict(paired_mean_difference_effect([0] * 10, [0] * 10), "greater") == "neutral"
+    some = paired_mean_difference_effect([0] * 10, [1] * 4 + [0] * 6, margin=0.2)
+    assert cell_verdict(some, "greater") == "supports"
