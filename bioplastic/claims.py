@@ -612,9 +612,9 @@ def render_reproduction(predictions_by_protocol: dict, *, quick: bool, generated
         shown = sup[0] if sup else (cells[0][0] if cells else None)
         effect = "-" if shown is None else f"{shown.get('name', '?')}: {format_effect(shown.get('effect'))}"
         if cells:
-            regime = f"{_names(sup) or 'none'} ({len(sup)} of {len(cells)} cells)"
+            regime = f"{_names(sup, limit=3) or 'none'} ({len(sup)} of {len(cells)} cells)"
             if con:
-                regime += f"; contradicted in {_names(con)}"
+                regime += f"; contradicted in {len(con)} ({_names(con, limit=2)})"
         else:
             regime = "-"
         verdict = f"**{r['verdict']}**" + (f": {r['explanation']}" if r["verdict"] == "inconclusive" else "")

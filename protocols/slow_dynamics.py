@@ -102,7 +102,23 @@ def claim_f(summary, settings) -> dict:
             "measure": "paired difference TCR - no TCR of the median unit autocorrelation timescale and of the "
                        "fraction of ramping units, end of training",
             "direction": "greater", "cells": cells,
-            "notes": "Timescale and ramping definitions are the project's reconstruction (docs/analysis.md)."}
+            "notes": _notes(summary, cells)}
+
+
+def _notes(summary, cells) -> str:
+    from bioplastic.claims import cell_verdict
+
+    parts = []
+    for m in MEASURES:
+        sel = [c for c in cells if c["name"].endswith(m.replace("_", " "))]
+        k = sum(cell_verdict(c["effect"], "greater") == "supports" for c in sel)
+        parts.append(f"{m.replace('_', ' ')}: {k} of {len(sel)} cells support")
+    success = "; ".join(f"{task}: " + ", ".join(f"{c} {d['success']}/{d['n']}" for c, d in t["conditions"].items())
+                        for task, t in summary.items())
+    return ("The row mixes two measures, judged separately here: " + "; ".join(parts) + ". Slower dynamics "
+            "can also mean a network that failed to learn: success within the same budget was " + success +
+            ". Timescale and ramping definitions are the project's reconstruction (docs/analysis.md); units "
+            "slower than the epoch count at its length.")
 
 
 def plot(summary, settings, out: Path) -> list[Path]:

@@ -233,7 +233,7 @@ def test_render_reproduction_table():
         assert cells[2] == effect, c.id
         assert cells[4].startswith(f"**{verdict}**") and verdict_text in cells[4], c.id
     assert rows[0][3] == "plateau then drop (1 of 2 cells)"
-    assert rows[2][3] == "flipflop / g=1.5 (1 of 2 cells); contradicted in flipflop / g=1.0"
+    assert rows[2][3] == "flipflop / g=1.5 (1 of 2 cells); contradicted in 1 (flipflop / g=1.0)"
     assert rows[1][1] == "abrupt_learning: abrupt_learning setting"
     # every cell of every claim is listed, with the row's notes
     assert "- plateau length: 40.0, n too small (n=3): too few" in text
