@@ -160,7 +160,6 @@ def report(pred, settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 def main(out, quick=False, seeds=None):
     from bioplastic.backends import backend_description
 

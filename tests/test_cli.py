@@ -1,5 +1,4 @@
 """The ``bioplastic`` command line, run in-process and as a real console script."""
-import json
 import shutil
 import subprocess
 import sys

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from bioplastic.protocol import load_protocol, run_protocol
+from bioplastic.protocol import load_protocol
 
 
 @pytest.fixture
