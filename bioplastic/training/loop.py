@@ -111,7 +111,9 @@ class TrainResult:
         else:
             head = f"{self.status} after {n} iterations"
         mem = self.memory_generalization
-        mem_txt = "" if mem is None else f", memory test (silences x{self.extra['memory_test']['factor']:g}) {mem:.3f}"
+        mem_txt = "" if mem is None else (
+            f", memory test (silences x{self.extra['memory_test']['factor']:g}) {mem:.3f} "
+            f"({'passes' if self.extra['memory_test'].get('passes') else 'fails: memories fade'})")
         return (f"{self.network.kind} on {self.task.name} (seed {self.seed}): {head}; "
                 f"final held-out accuracy {self.final_accuracy:.3f}{mem_txt}, final loss {self.history['loss'][-1]:.4g}")
 
