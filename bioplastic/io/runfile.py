@@ -142,8 +142,8 @@ def _write_resume(group, resume: dict) -> None:
     opt = resume["optimizer"]
     arrays = {slot: {k: v for k, v in vals.items() if isinstance(v, np.ndarray)} for slot, vals in opt.items()}
     scalars = {slot: {k: v for k, v in vals.items() if not isinstance(v, np.ndarray)} for slot, vals in opt.items()}
-    state = {"iteration": resume["iteration"], "accuracy": resume["accuracy"], "streams": resume["streams"],
-             "schedule": resume["schedule"], "optimizer_scalars": scalars}
+    # Every other key (the success tracker, lambda scale...) is JSON as it is.
+    state = {**{k: v for k, v in resume.items() if k != "optimizer"}, "optimizer_scalars": scalars}
     group.attrs["state"] = json.dumps(state, default=_json_default)
     og = group.create_group("optimizer")
     for slot, vals in arrays.items():
