@@ -44,8 +44,8 @@ from .registry import check_keys
 
 SECTIONS = ("sweep", "model", "task", "training", "grid")
 SWEEP_KEYS = ("seeds", "workers", "name")
-SUMMARY_COLUMNS = ("name", "seed", "status", "converged_at", "final_accuracy", "final_task_loss",
-                   "n_iterations", "run_file")
+SUMMARY_COLUMNS = ("name", "seed", "status", "converged_at", "final_accuracy", "memory_generalization",
+                   "final_task_loss", "n_iterations", "run_file")
 
 
 def load_sweep(path) -> dict:
@@ -126,7 +126,7 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
 def _row(job, res) -> dict:
     row = {"name": job["name"], "seed": job["seed"], **{k: v for k, v in job["grid"].items()},
            "status": res["status"], "converged_at": res["converged_at"],
-           "final_accuracy": res["final_accuracy"],
+           "final_accuracy": res["final_accuracy"], "memory_generalization": res.get("memory_generalization"),
            "final_task_loss": float(res["task_loss"][-1]) if len(res["task_loss"]) else float("nan"),
            "n_iterations": int(len(res["task_loss"])), "run_file": res["run_file"]}
     return row
