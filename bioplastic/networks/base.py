@@ -294,11 +294,44 @@ class Network(ABC):
         """
         params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
         T, B, _ = inputs.shape
+        traj = self.check_trajectory(traj, T, B)
         shape = (T + 1, B, self.n_rates)
         d_rates = None if d_rates is None else as_array("d_rates", d_rates, self.dtype, shape=shape)
         d_states = None if d_states is None else as_array(
             "d_states", d_states, self.dtype, shape=(T + 1, B, traj.states.shape[2]))
         return self._backward(params, traj, inputs, d_outputs, d_rates, d_states)
+
+    def trajectory_shapes(self, T: int, B: int) -> dict:
+        """Shapes of the trajectory arrays the adjoint reads, for ``T`` steps of ``B`` trials
+        (``name`` is a Trajectory attribute or a key of its ``extra``)."""
+        return {"states": (T + 1, B, self.n_units), "rates": (T + 1, B, self.n_rates),
+                "outputs": (T, B, self.n_outputs)}
+
+    def check_trajectory(self, traj, T: int, B: int) -> Trajectory:
+        """``traj`` checked against the inputs' ``T`` and ``B`` and cast to this network's dtype.
+
+        The adjoint kernels index the trajectory by the inputs' steps and
+        trials: a trajectory from other inputs would be read out of bounds,
+        so a mismatch is a ShapeError naming the array. Values are not scanned
+        for NaN here (a forward pass made them; the loss reports divergence).
+        """
+        if not isinstance(traj, Trajectory):
+            raise ShapeError(f"traj must be the Trajectory that forward returned, got {type(traj).__name__}")
+        arrays = {"states": traj.states, "rates": traj.rates, "outputs": traj.outputs}
+        extra = dict(traj.extra)
+        for name, shape in self.trajectory_shapes(T, B).items():
+            if name not in arrays and name not in extra:
+                raise ShapeError(f"{self.kind} backward needs the trajectory's extra[{name!r}] from forward")
+            value = arrays[name] if name in arrays else extra[name]
+            if value is None:
+                raise ShapeError(f"traj.{name} is missing (None)")
+            checked = as_array(f"traj.{name} (for inputs of {T} steps x {B} trials)", value, self.dtype,
+                               shape=shape, finite=False)
+            if name in arrays:
+                arrays[name] = checked
+            else:
+                extra[name] = checked
+        return Trajectory(arrays["states"], arrays["rates"], arrays["outputs"], extra)
 
     def check_backward_args(self, params, inputs, d_outputs):
         """``params``, ``inputs`` and ``d_outputs`` (T, B, O), checked and cast."""
@@ -330,6 +363,7 @@ class Network(ABC):
         from ..training.loss import tcr_loss  # the training package imports this one
 
         check_tcr_on(tcr_on)
+        traj = self.check_trajectory(traj, *self.check_inputs(inputs).shape[:2])
         act = traj.rates if tcr_on == "rates" else traj.states
         l_tcr, d_act = tcr_loss(act, epoch_mask, grad_scale=lambda_tcr, need_grad=bool(lambda_tcr))
         grads = self.backward(params, traj, inputs, d_outputs, d_rates=d_act if tcr_on == "rates" else None,

@@ -157,6 +157,7 @@ class LFRNN(Network):
 
         check_tcr_on(tcr_on)
         params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
+        traj = self.check_trajectory(traj, *inputs.shape[:2])
         weights, n = tcr_weights(traj.states.shape, epoch_mask, self.dtype)
         tcr = (1 if tcr_on == "rates" else 2, weights, self.dtype.type(2.0 * float(lambda_tcr) / n))
         grads, tcr_sum = self._adjoint(params, traj, inputs, d_outputs, None, None, tcr)

@@ -147,10 +147,12 @@ class LSTM(Network):
                    params["W_out"], params["b_out"], hs, cs, gates, ys)
         return Trajectory(cs, hs, ys, {"gates": gates})
 
+    def trajectory_shapes(self, T, B):
+        """Cell states, hidden states, outputs and the four gates of every step."""
+        return {**super().trajectory_shapes(T, B), "gates": (T, B, 4 * self.n_units)}
+
     def _backward(self, params, traj, inputs, d_outputs, d_rates, d_states):
         hs, cs = traj.rates, traj.states
-        if "gates" not in traj.extra:
-            raise ConfigError("LSTM backward needs the trajectory's extra['gates'] from forward")
         T1, B, H = hs.shape
         I, O = self.n_inputs, self.n_outputs
         blocks = n_blocks(B, T1 - 1, 4 * H * H)
