@@ -570,6 +570,9 @@ def write_json(records, path) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump([{k: r[k] for k in RECORD_KEYS} for r in records], f, indent=2)
             f.write("\n")
+        from .io.atomic import target_mode
+
+        os.chmod(tmp, target_mode(path))
         os.replace(tmp, path)
     except BaseException:
         try:
