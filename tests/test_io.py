@@ -174,15 +174,16 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert read_run(tmp_path / "part.h5").status == "max_iterations"
 
 
-def test_resume_keeps_the_sustained_criterion_and_relative_tcr(tmp_path, monkeypatch):
+@pytest.mark.parametrize("continue_after", [0, 15])
+def test_resume_keeps_the_sustained_criterion_and_relative_tcr(tmp_path, monkeypatch, continue_after):
     task = bp.get_task("flipflop", criterion=0.55)
     net = bp.make_network("lfrnn", 3, 3, n_units=16)
-    kw = dict(iterations=200, seed=1, lr=3e-3, checkpoint_every=10, continue_after=15, tcr_relative=True,
+    kw = dict(iterations=200, seed=1, lr=3e-3, checkpoint_every=10, continue_after=continue_after, tcr_relative=True,
               criterion={"consecutive": 3, "eval_every": 5},
               lambda_tcr={"kind": "search_phase", "value": 0.05, "warmup": 5, "window": 10})
     full = bp.train(net, task, run_file=tmp_path / "full.h5", **kw)
     assert full.converged_at is not None
-    stop = full.extra["confirmed_at"] + 15
+    stop = full.extra["confirmed_at"] + continue_after
     # interrupt between the start of the sustained run and the end of training
     _interrupt_after(monkeypatch, full.converged_at + 3)
     with pytest.raises(KeyboardInterrupt):

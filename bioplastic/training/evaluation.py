@@ -58,7 +58,8 @@ def memory_test_settings(spec) -> dict | None:
     return out
 
 
-def memory_generalization(network, params, task, rng, *, factor=4.0, n_trials=128, simulate=None) -> dict:
+def memory_generalization(network, params, task, rng, *, factor=MEMORY_TEST["factor"],
+                          n_trials=MEMORY_TEST["n_trials"], simulate=None) -> dict:
     """The memory test: accuracy on trials whose silent intervals are ``factor`` times longer.
 
     The trials come from ``task.memory_variant(factor)`` (flip-flop: gaps

@@ -26,8 +26,9 @@ from ..errors import ConfigError, DivergenceError
 from ..networks.base import Network
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
-from .criteria import SuccessTracker, make_criterion
-from .evaluation import held_out_evaluation, memory_generalization, memory_test_settings
+from .criteria import make_criterion
+from .evaluation import memory_test_settings
+from .monitor import HeldOutMonitor
 from .loop import (HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, _positive_int, check_network_and_task,
                    run_outcome)
 from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
@@ -105,10 +106,13 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         "diagnostics_every", diagnostics_every, allow_zero=True)
     diagnostic_splits = _positive_int("diagnostic_splits", diagnostic_splits)
     continue_after = _positive_int("continue_after", continue_after, allow_zero=True)
-    tracker = SuccessTracker(make_criterion(criterion, task))
+    success = make_criterion(criterion, task)
     memory = memory_test_settings(memory_test)
     seed = check_seed(seed)
     streams = make_streams(seed)
+    monitor = HeldOutMonitor(network, task, success, iterations=iterations, eval_batch_size=eval_batch_size,
+                             memory=memory, early_stop=early_stop, continue_after=continue_after,
+                             eval_rng=streams["eval"], memory_rng=streams["memory"])
     diag_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(len(STREAMS),)))
     schedule = make_schedule(lambda_tcr)
     if rule.stp is None and not (isinstance(schedule, Constant) and schedule.value == 1.0):
@@ -127,7 +131,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                      "modifies": list(targets), "iterations": iterations, "batch_size": batch_size,
                      "optimizer": type(opt).__name__.lower(), "lr": opt.lr, "clip": clip,
                      "lambda_tcr": schedule.describe(), "early_stop": bool(early_stop),
-                     "continue_after": continue_after, "criterion": tracker.criterion.describe(),
+                     "continue_after": continue_after, "criterion": success.describe(),
                      "eval_batch_size": eval_batch_size, "memory_test": memory if memory else False,
                      "diagnostics_every": diagnostics_every,
                      "diagnostic_splits": diagnostic_splits},
@@ -141,8 +145,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
 
     def finish(status):
         result.status = status
-        result.converged_at = tracker.converged_at
-        result.extra["confirmed_at"] = tracker.confirmed_at
+        result.converged_at = monitor.converged_at
+        result.extra["confirmed_at"] = monitor.confirmed_at
         result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
         if run_file is not None:
             result.save(run_file)
@@ -160,7 +164,6 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         # Held-out trials and the memory test run with the training dynamics.
         return None if stp is None else _stp_simulator(stp)
 
-    stop_at = None
     show = global_config.get("progress") if progress is None else progress
     accuracy = None
     lam = 0.0
@@ -194,22 +197,14 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 align = bptt_alignment(network, params, batch, noise, direction)
                 var = update_variance(rule, diag_state, targets, network, params, batch, noise, stp, diag_rng,
                                       diagnostic_splits)
-            eval_acc = eval_loss = float("nan")
-            if tracker.due(k, iterations) and np.isfinite(loss):
-                eval_acc, eval_loss = held_out_evaluation(network, params, task, eval_batch_size, streams["eval"],
-                                                          dynamics(stp))
-                if tracker.update(k, eval_acc, eval_loss):
-                    stop_at = k + continue_after if early_stop else None
-                    if memory and (not early_stop or continue_after):
-                        result.extra["memory_test_at_criterion"] = memory_generalization(
-                            network, params, task, streams["memory"], simulate=dynamics(stp), **memory)
+            eval_acc, eval_loss = monitor.evaluate(k, params, dynamics(stp), ready=np.isfinite(loss))
             row = (k, loss, loss, activity, accuracy, unorm, lam, eval_acc, eval_loss, align, var)
             for col, v in zip(columns, row):
                 history[col].append(v)
             if not (np.isfinite(loss) and np.isfinite(unorm)):
                 diverge(k, f"training diverged at iteration {k}: loss={loss}, update norm={unorm} "
                            "(lower lr, g or the TCR-STP strength, or clip)")
-            if k == iterations or (stop_at is not None and k >= stop_at):
+            if monitor.done(k):
                 break
             _apply(params, upd, opt, clip)
             bar.update(1)
@@ -218,16 +213,11 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()
-    final_dynamics = dynamics(stp_at(lam))
-    result.final_accuracy, result.extra["final_loss"] = held_out_evaluation(
-        network, params, task, eval_batch_size, streams["eval"], final_dynamics)
-    if memory:
-        result.extra["memory_test"] = memory_generalization(network, params, task, streams["memory"],
-                                                            simulate=final_dynamics, **memory)
-        if tracker.confirmed_at is not None and "memory_test_at_criterion" not in result.extra:
-            result.extra["memory_test_at_criterion"] = result.extra["memory_test"]
+    final = monitor.finish(params, dynamics(stp_at(lam)))
+    result.final_accuracy = final.pop("final_accuracy")
+    result.extra.update(final)
     result.extra["state"] = {"tcr_scale": float(rule.tcr_scale(state))}
-    return finish("converged" if tracker.converged_at is not None else "max_iterations")
+    return finish("converged" if monitor.converged_at is not None else "max_iterations")
 
 
 def local_kwargs(kwargs: dict) -> dict:

@@ -27,8 +27,9 @@ from ..recording import make_recording
 from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
 from ..tasks.base import Task
-from .criteria import SuccessTracker, make_criterion
-from .evaluation import held_out_evaluation, memory_generalization, memory_test_settings
+from .criteria import make_criterion
+from .evaluation import memory_test_settings
+from .monitor import HeldOutMonitor
 from .objective import loss_and_grads
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
 from .schedules import make_schedule
@@ -242,7 +243,6 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     streams = make_streams(seed)
     schedule = make_schedule(lambda_tcr)
     success = make_criterion(criterion, task)
-    tracker = SuccessTracker(success)
     memory = memory_test_settings(memory_test)
     tcr_epoch = resolve_tcr_epoch(tcr_epoch, task)
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
@@ -274,7 +274,10 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     }
     history = {c: [] for c in HISTORY_COLUMNS}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
-    accuracy, start, lambda_scale, stop_at = None, 0, 1.0, None
+    monitor = HeldOutMonitor(network, task, success, iterations=iterations, eval_batch_size=eval_batch_size,
+                             memory=memory, early_stop=early_stop, continue_after=continue_after,
+                             eval_rng=streams["eval"], memory_rng=streams["memory"])
+    accuracy, start, lambda_scale = None, 0, 1.0
     if recording is not None:
         result.recordings = {"trials": rec_batch, "at": {}}
     if _resume is not None:
@@ -291,22 +294,20 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         opt.load_state_dict(_resume["optimizer"])
         success_state = _resume.get("success", {})
         if success_state:
-            tracker.load_state(success_state["tracker"])
-            stop_at, lambda_scale = success_state["stop_at"], success_state["lambda_scale"]
-            result.extra["memory_test_at_criterion"] = success_state.get("memory_test_at_criterion")
+            monitor.load_state(success_state)
+            lambda_scale = success_state["lambda_scale"]
 
     def resume_state(k):
         # Everything needed to continue bit for bit from the top of iteration k.
         return {"iteration": k, "accuracy": accuracy,
                 "streams": {n: g.bit_generator.state for n, g in streams.items()},
                 "schedule": schedule.state(), "optimizer": opt.state_dict(),
-                "success": {"tracker": tracker.state(), "stop_at": stop_at, "lambda_scale": lambda_scale,
-                            "memory_test_at_criterion": result.extra.get("memory_test_at_criterion")}}
+                "success": {**monitor.state(), "lambda_scale": lambda_scale}}
 
     def finish(status, resume=None):
         result.status = status
-        result.converged_at = tracker.converged_at
-        result.extra["confirmed_at"] = tracker.confirmed_at
+        result.converged_at = monitor.converged_at
+        result.extra["confirmed_at"] = monitor.confirmed_at
         result.extra["lambda_scale"] = lambda_scale
         result.history = {c: np.asarray(v) for c, v in history.items()}
         if run_file is not None:
@@ -335,14 +336,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
             accuracy = task.accuracy(ev.traj.outputs, batch) if np.all(np.isfinite(ev.traj.outputs)) else 0.0
             schedule.observe(k, ev.task_loss, accuracy)
             grads, gnorm = clip_by_global_norm(ev.grads, clip)
-            eval_acc = eval_loss = float("nan")
-            if tracker.due(k, iterations) and np.isfinite(ev.loss):
-                eval_acc, eval_loss = held_out_evaluation(network, params, task, eval_batch_size, streams["eval"])
-                if tracker.update(k, eval_acc, eval_loss):
-                    stop_at = k + continue_after if early_stop else None
-                    if memory and (not early_stop or continue_after):
-                        result.extra["memory_test_at_criterion"] = memory_generalization(
-                            network, params, task, streams["memory"], **memory)
+            eval_acc, eval_loss = monitor.evaluate(k, params, ready=np.isfinite(ev.loss))
             row = (k, ev.loss, ev.task_loss, ev.tcr_loss, accuracy, gnorm, lam, eval_acc, eval_loss)
             for col, v in zip(HISTORY_COLUMNS, row):
                 history[col].append(v)
@@ -353,7 +347,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                     + (f"; run file with checkpoints so far: {run_file}" if run_file else "")
                     + " (lower lr, g or lambda_TCR, or clip harder)",
                     iteration=k, result=result)
-            if k == iterations or (stop_at is not None and k >= stop_at):
+            if monitor.done(k):
                 break
             opt.step(params, grads)
             bar.update(1)
@@ -364,13 +358,10 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     result.checkpoints[k] = params.copy()
     if recording is not None and recording.wants(k, is_final=True):
         result.recordings["at"][k] = record_activity(network, params, rec_batch, recording.what, rec_noise)
-    result.final_accuracy, result.extra["final_loss"] = held_out_evaluation(network, params, task, eval_batch_size,
-                                                                            streams["eval"])
-    if memory:
-        result.extra["memory_test"] = memory_generalization(network, params, task, streams["memory"], **memory)
-        if tracker.confirmed_at is not None and "memory_test_at_criterion" not in result.extra:
-            result.extra["memory_test_at_criterion"] = result.extra["memory_test"]  # stopped at confirmation
-    return finish("converged" if tracker.converged_at is not None else "max_iterations")
+    final = monitor.finish(params)
+    result.final_accuracy = final.pop("final_accuracy")
+    result.extra.update(final)
+    return finish("converged" if monitor.converged_at is not None else "max_iterations")
 
 
 def resolve_tcr_epoch(tcr_epoch, task):
