@@ -38,9 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ConfigError
-
-#: Intervals are printed only for n >= this (SPEC 9).
-MIN_N_INTERVAL = 5
+from .stats import MIN_N_INTERVAL  # intervals are printed only for n >= this (SPEC 9)
 #: A ratio, difference or fraction cell needs n >= this for a verdict.
 MIN_N_VERDICT = 10
 #: A one-sided test (p-value cell) needs n >= this for a verdict.
@@ -120,7 +118,8 @@ VERDICT_RULE = (
     "cell out of many is weak evidence. A difference may state its own practical margin m (claim (d): 0.2, "
     "twenty percentage points of success): an interval that contains 0 but stays below m (paper says greater) "
     "also contradicts; this margin was added on 2026-12-07 after the tcr_regimes results were seen (TCR solved "
-    "0 of 10 runs in every strong-coupling cell, where the rule without it said only 'neutral'). A claim that a phenomenon *exists* (row scope 'exists': claim (a), "
+    "0 of 10 runs in every strong-coupling cell, where the rule without it said only 'neutral'). A claim "
+    "that a phenomenon *exists* (row scope 'exists': claim (a), "
     "abrupt learning after a search plateau) is reproduced when at least one cell supports it, whatever "
     "the others show; the cells where it is absent are listed as the regimes where it does not hold."
 )

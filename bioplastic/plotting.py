@@ -455,8 +455,8 @@ def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None
     ax.axhline(0, color="0.5", lw=0.8, zorder=0, label="drop iteration (lead 0)")
     ax.set_xticks(range(len(labels)))
     wrapped = {lab: str(lab).replace(", ", "\n") for lab in labels}
-    ax.set_xticklabels([f"{wrapped[lab]}\nGR not before: {groups[lab]['n_not_preceded']}\nno drop: {groups[lab]['n_no_drop']}"
-                        for lab in labels], fontsize=7)
+    ax.set_xticklabels([f"{wrapped[lab]}\nGR not before: {groups[lab]['n_not_preceded']}\n"
+                        f"no drop: {groups[lab]['n_no_drop']}" for lab in labels], fontsize=7)
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel("lead before the drop (training iterations)")
     ax.grid(alpha=0.3, axis="y")

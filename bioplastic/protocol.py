@@ -62,10 +62,19 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=Non
         return module.main(out, quick=quick, seeds=seeds)
 
 
-def reuse_note(results) -> str:
-    """'' or ' (N of M runs reused from finished run files)' for a report's wall-time line."""
+def run_record(results, wall: float) -> dict:
+    """How a protocol's jobs ran, for ``predictions.json``: ``wall_seconds``, ``backend``
+    and ``reused`` ('' or ' (N of M runs reused from finished run files)')."""
+    from .backends import backend_description
+
     n = sum(bool(r.get("reused")) for r in results if isinstance(r, dict))
-    return f" ({n} of {len(results)} runs reused from finished run files)" if n else ""
+    reused = f" ({n} of {len(results)} runs reused from finished run files)" if n else ""
+    return {"wall_seconds": wall, "backend": backend_description(), "reused": reused}
+
+
+def wall_time_line(pred: dict) -> str:
+    """The report's last line, from :func:`run_record`'s fields."""
+    return f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']}){pred.get('reused', '')}."
 
 
 def write_outputs(out, pred: dict, report: str, plot=None) -> dict:

@@ -24,8 +24,8 @@ from bioplastic.analysis.summary import condition_summary
 from bioplastic.experiments import run_analysis_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import lead_times, loss_overview
-from bioplastic.backends import backend_description
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, reuse_note, script_main, write_json
+from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+                                 write_json)
 from bioplastic.stats import fmt_fraction, fmt_median
 
 MODELS = {
@@ -164,7 +164,7 @@ def _null_text(null):
             f"{q['q05'] if q['q05'] is None else round(q['q05'])}-{q['q95'] if q['q95'] is None else round(q['q95'])})")
 
 
-def report(pred: dict, settings: dict, wall: float) -> str:
+def report(pred: dict, settings: dict) -> str:
     pooled = pred["gr_null_pooled"]
     lines = [
         "# abrupt_learning: do GR events precede the drop of the loss, beyond chance?", "",
@@ -219,7 +219,7 @@ def report(pred: dict, settings: dict, wall: float) -> str:
         "dropped.", "",
         "![loss curves](loss_curves.png)", "", "![GR lead times](gr_lead_times.png)", "",
         "Per-run figures (loss with GR events, PCA phase portraits, speed maps) are in `figures/`.", "",
-        f"Wall time: {wall:.0f} s ({pred['backend']}){pred['reused']}.",
+        wall_time_line(pred),
     ]
     return "\n".join(lines) + "\n"
 
@@ -236,12 +236,11 @@ def main(out, quick=False, seeds=None):
             "settings": {**settings, "training": TRAINING, "models": MODELS,
                          "model_overrides": {"/".join(k): v for k, v in MODEL_OVERRIDES.items()},
                          "analysis_inputs": ANALYSIS_INPUTS},
-            "definitions": DEFINITIONS, "wall_seconds": wall, "backend": backend_description(),
-            "reused": reuse_note(rows), "gr_null_pooled": pooled, "results": results,
+            "definitions": DEFINITIONS, **run_record(rows, wall), "gr_null_pooled": pooled, "results": results,
             "claims": {"b": claim_b(pooled, results, settings)}}
     write_json(out / "predictions.json", pred)
     plot(rows, out)
-    text = report(pred, settings, wall)
+    text = report(pred, settings)
     write_text(out / "report.md", text)
     print(text)
     return pred

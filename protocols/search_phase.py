@@ -24,7 +24,8 @@ from bioplastic.analysis.summary import wilson_interval
 from bioplastic.claims import fraction_effect
 from bioplastic.experiments import run_search_job
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, reuse_note, script_main, write_outputs
+from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+                                 write_outputs)
 from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, fmt_median, median_summary
 from bioplastic.tasks import get_task
 
@@ -238,13 +239,11 @@ def report(pred: dict, settings: dict) -> str:
               "without a detected plateau; *stuck*: neither a drop nor success within the budget; *diverged*: "
               "non-finite loss.", "",
               "![search phase](plateau_heatmap.png)", "", "![success](success_heatmap.png)", "",
-              f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']}){pred.get('reused', '')}."]
+              wall_time_line(pred)]
     return "\n".join(lines) + "\n"
 
 
 def main(out, quick=False, seeds=None):
-    from bioplastic.backends import backend_description
-
     settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     jobs = make_jobs(out, settings)
     results, wall = map_jobs(run_search_job, jobs, desc="search_phase")
@@ -254,7 +253,7 @@ def main(out, quick=False, seeds=None):
             "settings": {**settings, "n_units": N_UNITS, "training": TRAINING, "budgets": BUDGETS,
                          "archs": {a: ARCHS[a] for a in settings["archs"]},
                          "optimisers": {o: OPTIMISERS[o] for o in settings["optimisers"]}},
-            "search_phase_rule": SEARCH_PHASE_RULE, "wall_seconds": wall, "backend": backend_description(), "reused": reuse_note(results),
+            "search_phase_rule": SEARCH_PHASE_RULE, **run_record(results, wall),
             "search_phase_cells": [c["name"] for c in cells if c["search_phase"]],
             "cells": cells, "claims": {"a": claim_a(cells, settings)}}
     return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(cells, settings, out))

@@ -7,7 +7,8 @@ initial weights and trials). In the task's memory epoch (flip-flop: hold;
 delayed addition and evidence accumulation: delay) of the memory test's
 trials (silences 10x longer than in training, so that timescales beyond the
 training delays are measurable), the protocol measures, on the same 64
-held-out trials, each unit's autocorrelation timescale and whether it ramps (:mod:`bioplastic.analysis.slow_dynamics`). Per seed: the
+held-out trials, each unit's autocorrelation timescale and whether it ramps
+(:mod:`bioplastic.analysis.slow_dynamics`). Per seed: the
 median timescale over units and the fraction of ramping units; per cell:
 the paired difference TCR - no TCR (median, bootstrap 95% interval).
 
@@ -21,7 +22,8 @@ from pathlib import Path
 from bioplastic.claims import format_effect, median_ci_effect
 from bioplastic.experiments import run_slow_dynamics_job
 from bioplastic.plotting import paired_conditions
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, reuse_note, script_main, write_outputs
+from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+                                 write_outputs)
 from bioplastic.stats import fmt_median, median_summary
 
 MODEL = {"kind": "lfrnn", "n_units": 32, "g": 1.5}
@@ -156,13 +158,11 @@ def report(pred, settings) -> str:
               "the trial-averaged activity fits a line (R^2 >= 0.8) and changes by >= 0.05 over the epoch. "
               "Both are the project's reconstruction (the paper's definitions are not available).", "",
               "![timescales](median_timescale.png)", "", "![ramping](ramping_fraction.png)", "",
-              f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']}){pred.get('reused', '')}."]
+              wall_time_line(pred)]
     return "\n".join(lines) + "\n"
 
 
 def main(out, quick=False, seeds=None):
-    from bioplastic.backends import backend_description
-
     settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     jobs = make_jobs(out, settings)
     results, wall = map_jobs(run_slow_dynamics_job, jobs, desc="slow_dynamics")
@@ -170,7 +170,7 @@ def main(out, quick=False, seeds=None):
     pred = {"protocol": "slow_dynamics", "quick": quick, "provenance": provenance(list(range(settings["seeds"]))),
             "settings": {**settings, "model": MODEL, "training": TRAINING, "budgets": BUDGETS,
                          "conditions": {c: CONDITIONS[c] for c in settings["conditions"]}},
-            "measures": MEASURES, "wall_seconds": wall, "backend": backend_description(), "reused": reuse_note(results), "results": summary,
+            "measures": MEASURES, **run_record(results, wall), "results": summary,
             "claims": {"f": claim_f(summary, settings)}}
     return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(summary, settings, out))
 

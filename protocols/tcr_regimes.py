@@ -33,8 +33,9 @@ from bioplastic.claims import (format_effect, median_ci_effect, paired_mean_diff
                                paired_speedup_effect)
 from bioplastic.experiments import run_search_job
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import map_jobs, provenance, resolve_settings, reuse_note, script_main, write_outputs
-from bioplastic.stats import censored_median, fmt_censored, fmt_median, median_summary
+from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+                                 write_outputs)
+from bioplastic.stats import MIN_N_INTERVAL, censored_median, fmt_censored, fmt_median, median_summary
 
 N_UNITS = 32
 SGD = {"optimizer": "sgd", "lr": 0.3}
@@ -173,7 +174,7 @@ def summarise(jobs, results, settings) -> dict:
 
 
 def _excludes_one(eff) -> str | None:
-    if eff.get("all_censored") or eff["n"] < 5 or not np.all(np.isfinite(eff["ci95"])):
+    if eff.get("all_censored") or eff["n"] < MIN_N_INTERVAL or not np.all(np.isfinite(eff["ci95"])):
         return None
     lo, hi = eff["ci95"]
     return "faster with TCR" if lo > 1 else ("slower with TCR" if hi < 1 else None)
@@ -233,8 +234,8 @@ def plot(summary, settings, out: Path) -> list[Path]:
             e = c["speedup"]
             if not e.get("all_censored") and np.isfinite(e["median"]):
                 vals[i, j - 1] = np.log2(e["median"])
-                text[i][j - 1] = f"{e.get('bound') or ''}{e['median']:.2f}" + ("" if e["n"] < 5 else
-                                                                              f"\n[{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
+                ci = "" if e["n"] < MIN_N_INTERVAL else f"\n[{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+                text[i][j - 1] = f"{e.get('bound') or ''}{e['median']:.2f}{ci}"
             else:
                 text[i][j - 1] = "all\ncensored"
     p1 = cell_heatmaps({"speed-up of iterations to the sustained criterion (median [95% CI]; >= bound)": {
@@ -285,13 +286,11 @@ def report(pred, settings) -> str:
     lines += ["![speed-up](speedup_heatmap.png)", "", "![success](success_heatmap.png)", "",
               "TCR's form and the search-phase controller are the project's reconstruction (SPEC 4); the "
               "effects are reported as measured, whatever their sign.", "",
-              f"Wall time: {pred['wall_seconds']:.0f} s ({pred['backend']}){pred.get('reused', '')}."]
+              wall_time_line(pred)]
     return "\n".join(lines) + "\n"
 
 
 def main(out, quick=False, seeds=None):
-    from bioplastic.backends import backend_description
-
     settings, out = resolve_settings(FULL, QUICK, quick, seeds, out)
     jobs = make_jobs(out, settings)
     results, wall = map_jobs(run_search_job, jobs, desc="tcr_regimes")
@@ -301,7 +300,7 @@ def main(out, quick=False, seeds=None):
             "settings": {**settings, "n_units": N_UNITS, "training": TRAINING,
                          "cells": {c: CELLS[c] for c in settings["cells"]},
                          "conditions": {c: CONDITIONS[c] for c in settings["conditions"]}},
-            "wall_seconds": wall, "backend": backend_description(), "reused": reuse_note(results), "significant": significant(summary),
+            **run_record(results, wall), "significant": significant(summary),
             "results": summary, "claims": claims(summary, settings)}
     return write_outputs(out, pred, report(pred, settings), plot=lambda: plot(summary, settings, out))
 

@@ -306,7 +306,8 @@ def make_figures(analysis: RunAnalysis, out_dir, prefix="") -> list[Path]:
             "example_ramping": ramp if ramp.size else None}
     if panels:
         paths.append(plotting.slow_dynamics(
-            panels, out / f"{prefix}slow_dynamics.png", time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
+            panels, out / f"{prefix}slow_dynamics.png",
+            time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
             title=f"slow dynamics in the {slow['epoch']} epoch"))
     panels = []
     for k in sorted(analysis.portraits):
