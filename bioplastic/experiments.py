@@ -175,7 +175,7 @@ def slow_dynamics_of(network, params, task, *, n_trials=64, seed=0, memory_facto
     dict with ``median_timescale`` (time units of ``task.dt``),
     ``fraction_censored``, ``ramping_fraction``, ``epoch``, ``n_units``.
     """
-    from .analysis.slow_dynamics import autocorrelation_timescales, ramping_units
+    from .analysis.slow_dynamics import slow_dynamics_summary
 
     if memory_factor and memory_factor > 1:
         task = task.memory_variant(memory_factor)
@@ -187,14 +187,12 @@ def slow_dynamics_of(network, params, task, *, n_trials=64, seed=0, memory_facto
     if not np.all(np.isfinite(rates)):
         return {"median_timescale": None, "fraction_censored": None, "ramping_fraction": None, "epoch": epoch,
                 "n_units": int(rates.shape[-1])}
-    tau = autocorrelation_timescales(rates, mask, dt=task.dt)
-    varying = tau[~np.isnan(tau)]
-    longest = float(mask.sum(axis=0).max() - 1) * task.dt
-    capped = np.minimum(varying, longest)
-    return {"median_timescale": float(np.median(capped)) if capped.size else None,
-            "fraction_censored": float(np.isinf(varying).mean()) if varying.size else None,
-            "ramping_fraction": float(ramping_units(rates, mask, dt=task.dt).fraction),
-            "epoch": epoch, "epoch_length": longest, "memory_factor": memory_factor, "n_units": int(tau.size)}
+    s = slow_dynamics_summary(rates, mask, dt=task.dt)
+    silent = not np.isfinite(s["median_capped_timescale"])  # no unit varies in the epoch
+    return {"median_timescale": None if silent else s["median_capped_timescale"],
+            "fraction_censored": None if silent else s["fraction_censored"],
+            "ramping_fraction": s["ramping_fraction"], "epoch": epoch, "epoch_length": s["epoch_length"],
+            "memory_factor": memory_factor, "n_units": s["n_units"]}
 
 
 def run_slow_dynamics_job(job: dict) -> dict:

@@ -191,15 +191,24 @@ def ramping_units(rates, mask, *, dt=1.0, r2_min=0.8, min_change=0.05) -> Rampin
 
 
 def slow_dynamics_summary(rates, mask, *, dt=1.0, **ramp_kwargs) -> dict:
-    """Median timescale, fraction censored and fraction of ramping units."""
+    """Median timescale, fraction censored and fraction of ramping units.
+
+    ``median_capped_timescale`` counts censored units (slower than the epoch)
+    at the epoch's longest lag, ``epoch_length`` (times dt): finite, and a
+    lower bound of the true median when it reaches that length.
+    """
     tau = autocorrelation_timescales(rates, mask, dt=dt)
     ramp = ramping_units(rates, mask, dt=dt, **ramp_kwargs)
     finite = tau[np.isfinite(tau)]
     varying = ~np.isnan(tau)
+    longest = float(np.asarray(mask).sum(axis=0).max() - 1) * dt
     return {
         "median_timescale": float(np.median(np.where(np.isinf(tau[varying]), np.inf, tau[varying])))
         if varying.any() else float("nan"),
         "median_finite_timescale": float(np.median(finite)) if finite.size else float("nan"),
+        "median_capped_timescale": float(np.median(np.minimum(tau[varying], longest)))
+        if varying.any() else float("nan"),
+        "epoch_length": longest,
         "fraction_censored": float(np.isinf(tau).sum() / max(varying.sum(), 1)),
         "ramping_fraction": ramp.fraction,
         "n_units": int(tau.size),

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..stats import bootstrap_median_ci
+from ..stats import median_summary
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -61,8 +61,7 @@ def seed_row(analysis_summary: dict, history_accuracy=None, criterion=None) -> d
 
 def _median_ci(values, seed=0):
     v = [float(x) for x in values if x is not None]
-    med, lo, hi = bootstrap_median_ci(v, seed=seed)
-    return {"median": med, "ci95": [lo, hi], "n": len(v), "values": v}
+    return {**median_summary(v, seed=seed), "values": v}
 
 
 def condition_summary(rows: list[dict]) -> dict:
