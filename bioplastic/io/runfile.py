@@ -12,6 +12,8 @@ Layout (schema ``bioplastic.run``, version :data:`SCHEMA_VERSION`)::
                             trial_table/<col>, epochs/<name>; attrs dt
     /recordings/at/<k>/<what>  activity recorded with the parameters of checkpoint k
     /resume                 (unfinished runs only) state to continue bit for bit
+    /resume/rule_state/     (local-rule runs) the rule's state: ``tree`` (JSON,
+                            arrays replaced by references) and ``arrays/<i>``
 
 The full description is docs/schema.md.
 
@@ -75,7 +77,10 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
 
     ``resume`` (written by an unfinished run at each checkpoint) holds the
     iteration, random-stream states, schedule and optimiser state needed to
-    continue bit for bit; see :func:`bioplastic.training.resume`.
+    continue bit for bit; see :func:`bioplastic.training.resume`. A
+    local-rule run adds ``rule_state``, the rule's own state (nested
+    containers with arrays, stored by :func:`encode_state` under
+    ``/resume/rule_state``).
     """
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -143,13 +148,16 @@ def _write_resume(group, resume: dict) -> None:
     arrays = {slot: {k: v for k, v in vals.items() if isinstance(v, np.ndarray)} for slot, vals in opt.items()}
     scalars = {slot: {k: v for k, v in vals.items() if not isinstance(v, np.ndarray)} for slot, vals in opt.items()}
     # Every other key (the success tracker, lambda scale...) is JSON as it is.
-    state = {**{k: v for k, v in resume.items() if k != "optimizer"}, "optimizer_scalars": scalars}
+    state = {**{k: v for k, v in resume.items() if k not in ("optimizer", "rule_state")},
+             "optimizer_scalars": scalars}
     group.attrs["state"] = json.dumps(state, default=_json_default)
     og = group.create_group("optimizer")
     for slot, vals in arrays.items():
         sg = og.create_group(slot)
         for k, v in vals.items():
             sg.create_dataset(k, data=v)
+    if "rule_state" in resume:
+        _write_tree(group.create_group("rule_state"), resume["rule_state"])
 
 
 def _read_resume(group) -> dict:
@@ -158,7 +166,94 @@ def _read_resume(group) -> dict:
     for slot, g in group["optimizer"].items():
         optimizer.setdefault(slot, {}).update({k: d[()] for k, d in g.items()})
     state["optimizer"] = optimizer
+    if "rule_state" in group:
+        state["rule_state"] = _read_tree(group["rule_state"])
     return state
+
+
+# -- learning-rule state: nested containers of scalars and arrays, bit-exact, no pickle --
+_TAG = "__bioplastic__"
+
+
+def encode_state(obj, arrays: dict):
+    """A JSON-able copy of ``obj`` with every NumPy array and scalar moved to ``arrays``.
+
+    ``obj`` is what a rule's ``init_state`` returns and its ``update`` keeps
+    up to date: dicts, lists and tuples of None, bools, ints, floats,
+    strings, NumPy scalars and NumPy arrays. Arrays and NumPy scalars become
+    ``{"__bioplastic__": "array", "ref": i}`` and are appended to ``arrays``
+    under the key ``str(i)`` (stored as HDF5 datasets: dtype, shape and bits
+    kept); Python floats stay in the JSON, whose shortest-repr floats read
+    back to the same double (NaN and infinities included). Tuples and dicts
+    with non-string keys are tagged so they come back as they were.
+
+    Raises
+    ------
+    TypeError
+        For anything else (objects, object or string arrays): the state is
+        not storable, and the caller decides what to do without it.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str)) and not isinstance(obj, np.generic):
+        return obj
+    if isinstance(obj, (np.ndarray, np.generic)):
+        arr = np.asarray(obj)
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(f"cannot store an array of dtype {arr.dtype} in a rule state")
+        ref = str(len(arrays))
+        arrays[ref] = arr
+        out = {_TAG: "array" if isinstance(obj, np.ndarray) else "scalar", "ref": ref}
+        if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
+            out["order"] = "F"  # BLAS calls may take another path on a transposed layout
+        return out
+    if isinstance(obj, tuple):
+        return {_TAG: "tuple", "items": [encode_state(v, arrays) for v in obj]}
+    if isinstance(obj, list):
+        return [encode_state(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and _TAG not in obj:
+            return {k: encode_state(v, arrays) for k, v in obj.items()}
+        return {_TAG: "dict", "items": [[encode_state(k, arrays), encode_state(v, arrays)] for k, v in obj.items()]}
+    raise TypeError(f"cannot store a {type(obj).__name__} in a rule state (storable: dicts, lists, tuples, "
+                    "None, numbers, strings and numeric NumPy arrays)")
+
+
+def decode_state(obj, arrays: dict):
+    """Inverse of :func:`encode_state`: ``arrays`` maps the references to the stored arrays."""
+    if isinstance(obj, list):
+        return [decode_state(v, arrays) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    tag = obj.get(_TAG)
+    if tag == "array":
+        arr = np.array(arrays[obj["ref"]], copy=True)
+        return np.asfortranarray(arr) if obj.get("order") == "F" else arr
+    if tag == "scalar":
+        return np.asarray(arrays[obj["ref"]])[()]
+    if tag == "tuple":
+        return tuple(decode_state(v, arrays) for v in obj["items"])
+    if tag == "dict":
+        return {_hashable(decode_state(k, arrays)): decode_state(v, arrays) for k, v in obj["items"]}
+    return {k: decode_state(v, arrays) for k, v in obj.items()}
+
+
+def _hashable(key):
+    return key.item() if isinstance(key, np.generic) else key
+
+
+def _write_tree(group, obj) -> None:
+    arrays = {}
+    tree = encode_state(obj, arrays)
+    # A dataset, not an attribute: attributes are limited to 64 kB.
+    group.create_dataset("tree", data=json.dumps(tree))
+    ag = group.create_group("arrays")
+    for ref, arr in arrays.items():
+        _dataset(ag, ref, arr)
+
+
+def _read_tree(group):
+    raw = group["tree"][()]
+    tree = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return decode_state(tree, {ref: d[()] for ref, d in group["arrays"].items()})
 
 
 def _json_default(obj):

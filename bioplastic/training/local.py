@@ -16,6 +16,7 @@ history adds :data:`LOCAL_COLUMNS`.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
+from ..io.runfile import encode_state
 from ..networks.base import Network
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
@@ -42,7 +44,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 lr=1e-2, clip=None, lambda_tcr=1.0, seed=None, params=None, checkpoint_every=None,
                 checkpoint_at=(), early_stop=True, continue_after=0, criterion=None, eval_batch_size=128,
                 memory_test=True, run_file=None, progress=None, extra_config=None, diagnostics_every=10,
-                diagnostic_splits=4) -> TrainResult:
+                diagnostic_splits=4, _resume=None) -> TrainResult:
     """Train ``network`` on ``task`` with a local learning rule.
 
     Parameters
@@ -68,7 +70,12 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         The sustained success criterion on held-out evaluations and the
         memory test, as in :func:`bioplastic.train` (held-out trials run
         with the training dynamics: TCR-STP on when the rule has it).
-    run_file : path or None; rewritten atomically at each checkpoint and at the end
+    run_file : path or None
+        Rewritten atomically at each checkpoint and at the end. Checkpoint
+        writes after iteration 0 also store a resume state (random streams,
+        optimiser, schedule, held-out monitor and the rule's own state), so
+        :func:`bioplastic.training.resume` continues an interrupted run bit
+        for bit.
     progress : bool or None
     extra_config : dict merged into the recorded configuration
     diagnostics_every : int or None
@@ -76,6 +83,10 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         update with the BPTT gradient and the update variance (NaN in between;
         0 or None: never). They never change the training run.
     diagnostic_splits : int, sub-batches for the variance estimate
+    _resume : dict or None
+        Internal (:func:`bioplastic.training.resume`): the state read from a
+        run file, with its ``checkpoints`` and ``history``; training
+        continues from the top of iteration ``_resume["iteration"]``.
 
     Returns
     -------
@@ -134,22 +145,60 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                      "continue_after": continue_after, "criterion": success.describe(),
                      "eval_batch_size": eval_batch_size, "memory_test": memory if memory else False,
                      "diagnostics_every": diagnostics_every,
-                     "diagnostic_splits": diagnostic_splits},
+                     "diagnostic_splits": diagnostic_splits, "checkpoint_every": checkpoint_every,
+                     "checkpoint_at": sorted(int(k) for k in checkpoint_at or ())},
         "seed": seed,
         **(extra_config or {}),
     }
     columns = HISTORY_COLUMNS + LOCAL_COLUMNS
     history = {c: [] for c in columns}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
-    state = rule.init_state(network, params, streams["rule"])
+    accuracy, start = None, 0
+    if _resume is None:
+        state = rule.init_state(network, params, streams["rule"])
+    else:
+        start, accuracy = int(_resume["iteration"]), _resume["accuracy"]
+        result.checkpoints = dict(_resume["checkpoints"])
+        # A copy: the updates below must not reach the stored checkpoint.
+        params = result.params = network.check_params(result.checkpoints[start]).copy()
+        n_rows = len(_resume["history"]["iteration"])
+        history = {c: list(_resume["history"].get(c, np.full(n_rows, np.nan))[:start]) for c in columns}
+        for name, st in _resume["streams"].items():
+            streams[name].bit_generator.state = st
+        diag_rng.bit_generator.state = _resume["diag_rng"]
+        schedule.load_state(_resume["schedule"])
+        opt.load_state_dict(_resume["optimizer"])
+        monitor.load_state(_resume["success"])
+        # Not init_state: it would draw from the rule stream (restored above)
+        # and reset what the rule learnt (baselines, the controller...).
+        state = _resume["rule_state"]
+    warned = []
 
-    def finish(status):
+    def resume_state(k):
+        # Everything needed to continue bit for bit from the top of iteration k,
+        # or None when the rule keeps a state the run file cannot hold (checked
+        # at every checkpoint: a plugin's state may change type as it learns).
+        try:
+            encode_state(state, {})
+        except TypeError as exc:
+            if not warned:
+                warned.append(k)
+                warnings.warn(f"rule {rule.name!r} keeps a state the run file cannot store ({exc}); "
+                              "this run will not be resumable", RuntimeWarning, stacklevel=3)
+            return None
+        return {"iteration": k, "accuracy": accuracy,
+                "streams": {n: g.bit_generator.state for n, g in streams.items()},
+                "diag_rng": diag_rng.bit_generator.state,
+                "schedule": schedule.state(), "optimizer": opt.state_dict(), "success": monitor.state(),
+                "rule_state": state}
+
+    def finish(status, resume=None):
         result.status = status
         result.converged_at = monitor.converged_at
         result.extra["confirmed_at"] = monitor.confirmed_at
         result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
         if run_file is not None:
-            result.save(run_file)
+            result.save(run_file, resume=resume)
         return result
 
     def diverge(k, message, cause=None):
@@ -165,15 +214,16 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         return None if stp is None else _stp_simulator(stp)
 
     show = global_config.get("progress") if progress is None else progress
-    accuracy = None
     lam = 0.0
-    bar = tqdm(total=iterations, disable=not show, desc=f"{rule.name}/{network.kind}/{task.name}", leave=False)
+    bar = tqdm(total=iterations, initial=start, disable=not show, desc=f"{rule.name}/{network.kind}/{task.name}",
+               leave=False)
     try:
-        for k in range(iterations + 1):
-            if k in ckpt_ks:
+        for k in range(start, iterations + 1):
+            # A resumed run's first checkpoint is the one it resumed from (already stored).
+            if k in ckpt_ks and not (_resume is not None and k == start):
                 result.checkpoints[k] = params.copy()
                 if run_file is not None and k > 0:
-                    finish("running")
+                    finish("running", resume=resume_state(k))
             batch = task.sample(batch_size, streams["task"])
             lam = float(schedule(k, accuracy)) * float(rule.tcr_scale(state)) if rule.stp is not None else 0.0
             stp = stp_at(lam)

@@ -407,12 +407,19 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     random streams, optimiser and schedule state were saved with the
     checkpoint, so the resumed run ends with the same parameters as an
     uninterrupted run with the same seed. ``iterations`` may raise the budget.
+    BPTT runs continue in :func:`train`; local-rule runs (the config's
+    ``training.rule`` is a rule description) in
+    :func:`~bioplastic.training.local.train_local`, with the rule rebuilt by
+    :func:`~bioplastic.rules.rule_from_description` and its state (random
+    feedback, baselines, the freeze-in controller...) read from the file.
 
     Raises
     ------
     SchemaError
         If the file is not a run file or holds no resume state (it finished,
         diverged, or was written before its first checkpoint).
+    ConfigError
+        If ``iterations`` is below the iteration the run resumes from.
     """
     from ..errors import SchemaError
     from ..io.runfile import read_run
@@ -432,10 +439,14 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     tr = dict(cfg["training"])
     if "record" in cfg:
         tr["record"] = cfg["record"]
-    if tr.pop("rule", "bptt") != "bptt":
-        raise SchemaError(f"run file {str(run_file)!r} was trained by rule {cfg['training']['rule']!r}; "
-                          "resume supports bptt runs")
+    rule = tr.pop("rule", "bptt")
+    if rule != "bptt" and not isinstance(rule, dict):
+        raise SchemaError(f"run file {str(run_file)!r} names the rule {rule!r}, neither 'bptt' nor a rule "
+                          "description; it cannot be resumed")
     if iterations is not None:
+        if iterations < data.resume["iteration"]:
+            raise ConfigError(f"iterations={iterations} is below iteration {data.resume['iteration']}, "
+                              f"where run file {str(run_file)!r} resumes")
         tr["iterations"] = iterations
     extra = {k: v for k, v in cfg.items() if k not in ("model", "task", "training", "seed", "record")}
     constraints = data.constraints
@@ -444,5 +455,16 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     checkpoints = {k: Params(v, constraints, net.trainable) for k, v in data.checkpoints.items()}
     state = dict(data.resume, checkpoints=checkpoints, history=data.history,
                  recordings=(data.recordings or {}).get("at", {}))
-    return train(net, task, seed=data.seed, run_file=run_file, progress=progress,
-                 extra_config={**extra, "resumed_at": state["iteration"]}, _resume=state, **tr)
+    common = dict(seed=data.seed, run_file=run_file, progress=progress,
+                  extra_config={**extra, "resumed_at": state["iteration"]}, _resume=state)
+    if rule == "bptt":
+        return train(net, task, **common, **tr)
+    from ..rules import rule_from_description
+    from .local import local_kwargs, train_local
+
+    if "rule_state" not in state:
+        raise SchemaError(f"run file {str(run_file)!r} is a local-rule run whose resume state lacks the rule's "
+                          "state; it cannot be resumed")
+    for key in ("local", "modifies"):  # recorded for readers; follow from the rule
+        tr.pop(key, None)
+    return train_local(net, task, rule_from_description(rule), **common, **local_kwargs(tr))
