@@ -10,11 +10,17 @@ def add_parser(sub):
     p = sub.add_parser("train", help="train one network on one task, write DIR/run.h5",
                        description="Train a network from a model spec on a task and write the HDF5 run file.")
     p.add_argument("--model", help="spec file or name in models/ (e.g. lfrnn, lfrnn_chaotic)")
-    p.add_argument("--task", help="task name (see `bioplastic list tasks`)")
+    p.add_argument("--task",
+                   help="task name (see `bioplastic list tasks`; default: the spec's [task] name)")
     p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its last checkpoint "
                    "(settings come from the file; --iterations may raise the budget)")
-    p.add_argument("--rule", default="bptt",
-                   help="learning rule or composition, e.g. eprop+tcr_stp (default bptt; see `bioplastic rules list`)")
+    p.add_argument("--rule", default=None,
+                   help="learning rule or composition, e.g. eprop+tcr_stp (default: the spec's [rule] name, "
+                        "else bptt; see `bioplastic rules list`)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override a spec setting (repeatable), e.g. model.n_units=32, task.n_steps=40, "
+                        "rule.tcr_stp.eta_s=0.05, local_training.lr=0.003, rule.name=eprop; VALUE is a TOML "
+                        "value (a bare word is a string); see docs/specs.md")
     p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA",
                    help="constant lambda_TCR (default: spec or 0); for local rules, the multiplier of the TCR-STP strength")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
@@ -30,26 +36,33 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..io.specs import load_spec, network_from_spec
-    from ..tasks import get_task
+    """Train from ``args`` (see :func:`add_parser`); returns the exit code."""
+    import sys
+
+    from ..io.specs import load_spec, network_from_spec, run_settings
     from ..training import resume, train
 
     if args.resume:
+        if getattr(args, "overrides", None):
+            raise ConfigError("--set changes a spec; a resumed run takes its settings from the run file")
         result = resume(args.resume, iterations=args.iterations, progress=False if args.no_progress else None)
         print(result.summary())
         print(f"run file: {result.run_file}")
         return 0
-    missing = [f"--{n}" for n in ("model", "task", "out") if getattr(args, n) is None]
+    missing = [f"--{n}" for n in ("model", "out") if getattr(args, n) is None]
     if missing:
         raise ConfigError(f"{', '.join(missing)} required (or --resume RUN.h5)")
 
-    from ..rules import get_rule
-
-    rule = get_rule(args.rule)
-    spec = load_spec(args.model)
-    task = get_task(args.task)
+    overrides = list(getattr(args, "overrides", None) or [])
+    spec = load_spec(args.model, overrides=overrides)
+    if args.task is None and "name" not in spec["task"]:
+        raise ConfigError(f"--task required (or name = \"...\" in the [task] table of {spec['path']})")
+    plan = run_settings(spec, task=args.task, rule=args.rule)
+    task, rule = plan["task"], plan["rule"]
     net = network_from_spec(spec, task)
-    kwargs = dict(spec["training"])
+    kwargs = plan["training"]
+    for note in plan["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     if args.tcr is not None:
         kwargs["lambda_tcr"] = args.tcr
     if args.iterations is not None:
@@ -60,21 +73,22 @@ def run(args):
         kwargs["early_stop"] = False
     if args.continue_after is not None:
         kwargs["continue_after"] = args.continue_after
+    seed = kwargs.pop("seed", None) if args.seed is None else args.seed
+    kwargs.pop("seed", None)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
-    if rule.name == "bptt":
-        fit = train
-    else:
-        from ..training.local import local_kwargs, train_local
+    if plan["local"]:
+        from ..training.local import train_local
 
-        kwargs = local_kwargs(kwargs)
         fit = lambda net, task, **kw: train_local(net, task, rule, **kw)  # noqa: E731
-    result = fit(net, task, seed=args.seed, run_file=out / "run.h5",
-                 progress=False if args.no_progress else None,
-                 extra_config={"spec": spec["path"]}, **kwargs)
+    else:
+        fit = train
+    extra = {"spec": spec["path"], "spec_overrides": spec["overrides"]}
+    result = fit(net, task, seed=seed, run_file=out / "run.h5",
+                 progress=False if args.no_progress else None, extra_config=extra, **kwargs)
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0
