@@ -9,6 +9,7 @@ Modules, one job each:
 - :mod:`~bioplastic.analysis.abrupt`: plateau / drop detector and GR lead time
 - :mod:`~bioplastic.analysis.gr_null`: does GR precede the drop beyond chance (shifted-event null)
 - :mod:`~bioplastic.analysis.attractors`: stable fixed points against the memories a task needs
+- :mod:`~bioplastic.analysis.collapse`: collapse onto a trivial attractor; a run's outcome
 - :mod:`~bioplastic.analysis.slow_dynamics`: autocorrelation timescales, ramping units
 - :mod:`~bioplastic.analysis.run_analysis`: all of it on a run file (``bioplastic analyze``)
 - :mod:`~bioplastic.analysis.store`: the ``RUN.analysis.h5`` sibling file
@@ -18,6 +19,7 @@ marked as such in the module docstrings and in docs/analysis.md.
 """
 from .abrupt import AbruptLearning, detect_abrupt_learning, gr_lead_time
 from .attractors import memory_attractors
+from .collapse import classify_outcome, collapse_report
 from .gr_null import GRRun, gr_precedence_test
 from .fixed_points import STABILITY, FixedPoints, find_fixed_points, sample_states
 from .geometry import GREvents, gr_events, match_fixed_points, state_spread
@@ -27,7 +29,8 @@ from .run_analysis import RunAnalysis, analyze_run, make_figures
 from .slow_dynamics import autocorrelation, autocorrelation_timescales, ramping_units
 from .store import analysis_path, read_analysis, write_analysis
 
-__all__ = ["AbruptLearning", "detect_abrupt_learning", "gr_lead_time", "memory_attractors", "GRRun",
+__all__ = ["AbruptLearning", "detect_abrupt_learning", "gr_lead_time", "memory_attractors", "collapse_report",
+           "classify_outcome", "GRRun",
            "gr_precedence_test", "STABILITY", "FixedPoints",
            "find_fixed_points", "sample_states", "GREvents", "gr_events", "match_fixed_points", "state_spread",
            "autonomous_map", "trajectory_states", "plrnn_exact_fixed_points", "RunAnalysis", "analyze_run",
