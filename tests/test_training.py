@@ -262,6 +262,24 @@ def test_search_phase_schedule_switches_off_at_the_drop():
     assert s2(1000) == 0.0
 
 
+def test_window_schedule_blocks_outside_its_window():
+    during = make_schedule({"kind": "window", "value": 0.5, "start": 3})
+    after = make_schedule({"kind": "window", "value": 0.5, "stop": 3})
+    assert [during(k) for k in range(5)] == [0.0, 0.0, 0.0, 0.5, 0.5]
+    assert [after(k) for k in range(5)] == [0.5, 0.5, 0.5, 0.0, 0.0]
+    with pytest.raises(ConfigError, match="start <= stop"):
+        make_schedule({"kind": "window", "start": 5, "stop": 2})
+
+
+def test_window_schedule_blocks_the_stp_term_of_a_local_run():
+    from bioplastic.training.local import train_local
+
+    net, task = small()
+    r = train_local(net, task, "eprop+tcr_stp", iterations=6, seed=0, progress=False, diagnostics_every=0,
+                    early_stop=False, memory_test=False, lambda_tcr={"kind": "window", "value": 1.0, "start": 4})
+    np.testing.assert_array_equal(r.history["lambda_tcr"], [0, 0, 0, 0, 1, 1, 1])
+
+
 def test_tcr_relative_scales_lambda_by_the_initial_loss_ratio():
     net, task = small()
     r = bp.train(net, task, iterations=3, seed=0, lambda_tcr=0.1, tcr_relative=True, early_stop=False)

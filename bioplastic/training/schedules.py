@@ -112,6 +112,29 @@ class ExponentialDecay(Schedule):
         return self.value * 2.0 ** (-k / self.half_life)
 
 
+@SCHEDULES.register("window")
+class Window(Schedule):
+    """lambda(k) = value for start <= k < stop, else 0 (``stop`` None: no end).
+
+    Blocks TCR (or its STP term, for local rules) outside a window of
+    iterations: ``{"kind": "window", "value": 1, "start": 300}`` blocks it
+    for the first 300 iterations, ``{"kind": "window", "value": 1, "stop":
+    300}`` from iteration 300 on.
+    """
+
+    kind = "window"
+
+    def __init__(self, value=1.0, start=0, stop=None):
+        self.value = _nonneg("lambda_TCR value", value)
+        self.start = int(_nonneg("start", start))
+        self.stop = None if stop is None else int(_nonneg("stop", stop))
+        if self.stop is not None and self.stop < self.start:
+            raise ConfigError(f"window schedule needs start <= stop, got start={self.start}, stop={self.stop}")
+
+    def __call__(self, k, accuracy=None):
+        return self.value if self.start <= k and (self.stop is None or k < self.stop) else 0.0
+
+
 @SCHEDULES.register("search_phase")
 class SearchPhase(Schedule):
     """lambda(k) = value during the search phase, 0 once the loss has dropped (a controller).
