@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy references of the network models.
+"""Slow, obviously-correct NumPy references of the network models (and of the flip-flop sampler's scan).
 
 Each function loops over time steps and trials and writes every equation of
 SPEC 1 out for one trial's vectors, in float64, without calling any kernel.
@@ -132,3 +132,26 @@ def forward(net, params, inputs, noise=None, x0=None):
 
 
 REFERENCES = ("lfrnn", "lstm", "plrnn", "rank1")
+
+
+def flipflop_scan(draws, signs, min_gap, pulse_steps, settle_steps):
+    """NumPy reference of :func:`bioplastic.kernels.scan.flipflop_scan_` (the sampler's former code)."""
+    T = draws.shape[0]
+    onsets = np.zeros_like(draws)
+    since = np.full(draws.shape[1:], min_gap)
+    for t in range(T):
+        onsets[t] = draws[t] & (since >= min_gap)
+        since = np.where(onsets[t], 1, since + 1)
+    pulses = np.where(onsets, signs, 0.0)
+    inputs = np.zeros(draws.shape)
+    for k in range(pulse_steps):
+        inputs[k:] += pulses[: T - k]
+    targets = np.zeros(draws.shape)
+    level = np.zeros(draws.shape[1:])
+    for t in range(T):
+        level = np.where(onsets[t], signs[t], level)
+        targets[t] = level
+    settling = np.zeros(draws.shape, dtype=bool)
+    for k in range(settle_steps):
+        settling[k:] |= onsets[: T - k]
+    return onsets, inputs, targets, settling

@@ -386,3 +386,18 @@ def test_evidence_setting_errors():
         EvidenceAccumulation(coherences=[0.1, -0.2])
     with pytest.raises(ConfigError, match="noise must be finite and >= 0"):
         EvidenceAccumulation(noise=-1)
+
+
+@pytest.mark.parametrize("min_gap,pulse_steps,settle_steps,p", [(3, 3, 0, 0.04), (3, 3, 2, 0.3), (1, 1, 0, 0.5),
+                                                                 (6, 2, 5, 0.9)])
+def test_flipflop_scan_matches_the_numpy_reference(min_gap, pulse_steps, settle_steps, p):
+    from bioplastic.kernels.scan import flipflop_scan_
+    from reference import flipflop_scan
+
+    rng = np.random.default_rng(min_gap + settle_steps)
+    draws = rng.random((60, 7, 3)) < p
+    signs = np.where(rng.random((60, 7, 3)) < 0.5, -1.0, 1.0)
+    for fast, slow in zip(flipflop_scan_(draws, signs, min_gap, pulse_steps, settle_steps),
+                          flipflop_scan(draws, signs, min_gap, pulse_steps, settle_steps)):
+        assert fast.dtype == slow.dtype
+        np.testing.assert_array_equal(fast, slow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..kernels.scan import flipflop_scan_
 from .base import Task, TaskBatch, fraction, integer
 
 
@@ -121,22 +122,9 @@ class FlipFlop(Task):
         b, c = np.meshgrid(np.arange(B), np.arange(C), indexing="ij")
         draws[forced, b, c] = True
 
-        onsets = self._drop_close_onsets(draws)
-        pulses = np.where(onsets, signs, 0.0)  # (T, B, C): signed onsets
-        inputs = np.zeros((T, B, C))
-        for k in range(self.pulse_steps):
-            inputs[k:] += pulses[: T - k]
-
-        targets = np.zeros((T, B, C))
-        level = np.zeros((B, C))
-        for t in range(T):
-            level = np.where(onsets[t], signs[t], level)
-            targets[t] = level
-
+        onsets, inputs, targets, settling = flipflop_scan_(draws, signs, self.min_gap, self.pulse_steps,
+                                                           self.settle_steps)
         started = np.logical_or.accumulate(onsets, axis=0)
-        settling = np.zeros((T, B, C), dtype=bool)
-        for k in range(self.settle_steps):
-            settling[k:] |= onsets[: T - k]
         scored = started & ~settling
         if self.score_steps:
             scored &= self._gap_ends(onsets)
@@ -166,16 +154,6 @@ class FlipFlop(Task):
             until_next[t] = nxt - t
             nxt = np.where(onsets[t], t, nxt)
         return until_next <= self.score_steps
-
-    def _drop_close_onsets(self, draws):
-        """Keep an onset only if the last kept one is >= ``min_gap`` steps back."""
-        gap = self.min_gap
-        onsets = np.zeros_like(draws)
-        since = np.full(draws.shape[1:], gap)  # steps since the last kept onset
-        for t in range(draws.shape[0]):
-            onsets[t] = draws[t] & (since >= gap)
-            since = np.where(onsets[t], 1, since + 1)
-        return onsets
 
     memory_epoch = "hold"
 
