@@ -93,7 +93,7 @@ CLAIMS = (
 CLAIM_PROTOCOLS = tuple(dict.fromkeys(c.protocol for c in CLAIMS))
 #: Protocols whose claims are not yet measured with the new criteria: the
 #: reason their rows are inconclusive until they report a ``"claims"`` entry.
-NOT_YET_MOVED = {"local_rules_tcr": "not yet measured with the sustained criterion (issue 8)"}
+NOT_YET_MOVED: dict[str, str] = {}
 
 VERDICT_RULE = (
     "**Verdict rule.** Each claim is measured in one or more *cells* (regimes: task, network, optimiser, "
@@ -571,6 +571,43 @@ def _provenance_line(name: str, pred, status) -> str:
     return f"- **{name}**: " + "; ".join(parts) + "."
 
 
+def format_prediction(entry: dict) -> str:
+    """The value of one testable prediction (an entry of a protocol's ``"predictions"``).
+
+    An entry carries ``text`` and one of: ``effect`` (any effect of this
+    module); ``fastest`` and ``range`` (a best setting and the settings
+    within its interval); ``during``, ``after`` and ``after_minus_during``
+    (median summaries and their paired difference).
+    """
+    from .stats import fmt_median
+
+    if "effect" in entry:
+        return format_effect(entry["effect"])
+    if "fastest" in entry:
+        if entry["fastest"] is None:
+            return "none solved"
+        lo, hi = entry["range"]
+        return f"fastest at {entry['fastest']:g}; within its 95% interval: {lo:g} to {hi:g}"
+    if "after_minus_during" in entry:
+        return (f"during {fmt_median(entry['during'], 3)}, after {fmt_median(entry['after'], 3)}; after - during "
+                f"{format_effect(entry['after_minus_during'])}")
+    return "-"
+
+
+def prediction_lines(predictions_by_protocol: dict) -> list[str]:
+    """The scoreboard's section of testable predictions: one row per prediction of every protocol."""
+    rows = [(name, p) for name, pred in predictions_by_protocol.items() if pred
+            for p in (pred.get("predictions") or {}).values() if isinstance(p, dict) and "text" in p]
+    if not rows:
+        return []
+    lines = ["## Predictions for experiments", "",
+             "Numbers an experiment could test, each with its 95% interval and n (project's reconstruction of "
+             "the mechanisms; see each protocol's report).", "",
+             "| protocol | prediction | measured |", "|---|---|---|"]
+    lines += ["| " + " | ".join(_md(x) for x in (name, p["text"], format_prediction(p))) + " |" for name, p in rows]
+    return lines + [""]
+
+
 def render_reproduction(predictions_by_protocol: dict, *, quick: bool, generated: str, status=None) -> str:
     """The markdown of ``REPRODUCTION.md``.
 
@@ -591,7 +628,8 @@ def render_reproduction(predictions_by_protocol: dict, *, quick: bool, generated
     -------
     str
         Title, :data:`VERDICT_RULE`, one table row per claim, a section per
-        claim listing every cell, and each protocol's provenance.
+        claim listing every cell, the testable predictions
+        (:func:`prediction_lines`), and each protocol's provenance.
     """
     status = status or {}
     resolved = resolve_claims(predictions_by_protocol)
@@ -633,6 +671,7 @@ def render_reproduction(predictions_by_protocol: dict, *, quick: bool, generated
             lines.append("")
         if row.get("notes"):
             lines += [f"Notes: {row['notes']}", ""]
+    lines += prediction_lines(predictions_by_protocol)
     lines += ["## Provenance", ""]
     names = list(CLAIM_PROTOCOLS) + [p for p in predictions_by_protocol if p not in CLAIM_PROTOCOLS]
     lines += [_provenance_line(p, predictions_by_protocol.get(p), status.get(p)) for p in names]

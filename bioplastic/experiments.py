@@ -212,3 +212,67 @@ def run_slow_dynamics_job(job: dict) -> dict:
     summary["slow_final"] = (slow_dynamics_of(net, net.check_params(data.params), task)
                              if data.status != "diverged" else None)
     return summary
+
+
+def run_local_analysis_job(job: dict) -> dict:
+    """Train (or reuse) a local-rule run, then classify how it ended.
+
+    After :func:`bioplastic.training.local.run_local_job`, the final network
+    of a run that did not diverge goes through
+    :func:`bioplastic.analysis.collapse.collapse_report` (memories held,
+    stable fixed points, distance to the trivial attractor), and the run is
+    classified solved / diverged / collapsed / unsolved
+    (:func:`~bioplastic.analysis.collapse.classify_outcome`). With
+    ``job["fast_weights"] = True`` the TCR-STP fast weights are measured at
+    every checkpoint (:func:`bioplastic.analysis.fast_weights.fast_weight_statistics`).
+    The loss curve (and the abrupt-learning detector's reading of it) is kept;
+    the other history arrays are reduced to their means.
+
+    Returns
+    -------
+    The job summary with ``collapse`` (dict or None), ``outcome`` (str),
+    ``plateau`` (detector ``as_dict()`` without the fit), ``mean_alignment``,
+    ``curve`` ((iterations, task loss)) and, on request, ``fast_weights``
+    (list of ``{"iteration", **statistics}``).
+    """
+    from .analysis.abrupt import detect_abrupt_learning
+    from .analysis.collapse import classify_outcome, collapse_report
+    from .analysis.run_analysis import network_from_config, task_from_config
+    from .io.runfile import read_run
+    from .training.local import run_local_job
+
+    s = run_local_job(job)
+    diverged = s["status"] == "diverged"
+    data = read_run(job["run_file"], checkpoints=bool(job.get("fast_weights")))
+    net, task = network_from_config(data.config), task_from_config(data.config)
+    report = None if diverged else collapse_report(net, net.check_params(data.params), task, seed=int(job["seed"]))
+    its, loss = np.asarray(s["iterations"]), np.asarray(s["task_loss"])
+    ok = np.isfinite(loss) & (loss > 0)
+    if ok.sum() >= 20 and not diverged:
+        plateau = detect_abrupt_learning(its[ok], loss[ok]).as_dict()
+        plateau.pop("knots", None), plateau.pop("slopes", None)
+    else:
+        plateau = {"detected": False, "reason": f"run {s['status']} with {int(ok.sum())} finite loss values"}
+    align = s["alignment"][np.isfinite(s["alignment"])]
+    out = {k: v for k, v in s.items() if not isinstance(v, np.ndarray)}
+    out.update({"collapse": report, "outcome": classify_outcome(s["converged_at"] is not None, diverged, report),
+                "plateau": plateau, "mean_alignment": float(align.mean()) if align.size else None,
+                "curve": (its, loss), "lambda_tcr": np.asarray(s["lambda_tcr"])})
+    if job.get("fast_weights"):
+        from .analysis.fast_weights import fast_weight_statistics
+
+        stp = _stp_setting(data.config)
+        out["fast_weights"] = [
+            {"iteration": int(k), **fast_weight_statistics(net, net.check_params(p), task, stp, seed=int(job["seed"]))}
+            for k, p in sorted(data.checkpoints.items())]
+    return out
+
+
+def _stp_setting(config: dict) -> tuple[float, float]:
+    """(eta_s, tau_s) of a local run's TCR-STP part, from its recorded rule description."""
+    from .rules import rule_from_description
+
+    rule = rule_from_description(config["training"]["rule"])
+    if rule.stp is None:
+        raise ValueError(f"rule {rule.name!r} has no TCR-STP part")
+    return rule.stp

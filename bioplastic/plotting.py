@@ -646,3 +646,41 @@ def cell_heatmaps(panels: dict, path, *, colorbar_label: str, vmin=0.0, vmax=1.0
 
         fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     return save_figure(fig, path)
+
+
+def outcome_bars(panels: dict, path, *, title=None,
+                 colors=(("solved", "C2"), ("collapsed", "C1"), ("diverged", "C3"), ("unsolved", "0.7"))) -> Path:
+    """How runs ended: one stacked horizontal bar per condition, one panel per key.
+
+    ``panels`` maps a panel title to ``{condition: {outcome: count}}`` with
+    outcomes among solved, collapsed, diverged, unsolved; bars show fractions
+    of the condition's runs, with the counts written in the segments.
+    """
+    plt = _pyplot()
+    n = len(panels)
+    rows = max(len(c) for c in panels.values())
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 0.32 * rows + 1.4), squeeze=False)
+    for ax, (panel, conds) in zip(axes[0], panels.items()):
+        labels = list(conds)
+        for i, label in enumerate(labels):
+            counts = conds[label]
+            total = max(sum(counts.values()), 1)
+            left = 0.0
+            for outcome, color in colors:
+                k = counts.get(outcome, 0)
+                if k:
+                    ax.barh(i, k / total, left=left, color=color, edgecolor="w",
+                            label=outcome if outcome not in ax.get_legend_handles_labels()[1] else None)
+                    ax.text(left + k / total / 2, i, str(k), ha="center", va="center", fontsize=7)
+                left += k / total
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of runs")
+        ax.set_title(str(panel), fontsize=10)
+    axes[0][-1].legend(frameon=False, fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

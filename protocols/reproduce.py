@@ -5,9 +5,9 @@ abrupt_learning, tcr_regimes, slow_dynamics, local_rules_tcr) the finished
 outputs are read from the sibling folder ``<out>/../<name>/predictions.json``
 (where ``bioplastic run <name>`` writes by default) or from ``<out>/<name>``
 when their ``quick`` flag matches; otherwise the protocol is run into
-``<out>/<name>``, so outputs made with the other setting are never replaced. local_rules_tcr is
-only read, never run here: it is slow and not yet moved to the sustained
-criterion. A protocol script that does not exist yet is reported as not run.
+``<out>/<name>``, so outputs made with the other setting are never replaced.
+A protocol script that does not exist yet is reported as not run. The
+protocols' testable predictions are listed below the claims.
 The verdicts follow ``bioplastic.claims.VERDICT_RULE``.
 
 Run: ``bioplastic run reproduce [--quick] [--seeds N] [--out DIR]``.
@@ -25,7 +25,8 @@ from bioplastic.io.atomic import write_text
 from bioplastic.io.specs import resolve
 from bioplastic.protocol import script_main, write_json
 
-READ_ONLY = {"local_rules_tcr": "only read by reproduce (slow; not yet on the sustained criterion)"}
+#: Protocols reproduce only reads (never runs), with the reason.
+READ_ONLY: dict[str, str] = {}
 
 
 def collect(name: str, out: Path, quick: bool, seeds):

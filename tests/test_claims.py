@@ -39,7 +39,7 @@ PROVENANCE = {"version": "0.1.0", "commit": "0123456789abcdef0123456789abcdef012
 
 
 def fixture_predictions(quick=True):
-    """Hand-built predictions of the claim protocols (local_rules_tcr left out)."""
+    """Hand-built predictions of the claim protocols."""
     return {
         "search_phase": {"protocol": "search_phase", "quick": quick, "provenance": PROVENANCE,
                          "wall_seconds": 12.4, "claims": {
@@ -62,6 +62,14 @@ def fixture_predictions(quick=True):
         "slow_dynamics": {"protocol": "slow_dynamics", "quick": quick, "claims": {
             "f": row("TCR promotes slow and ramping activity", "slow_dynamics", "greater", [
                 ("timescale", difference(0.5, -0.2, 1.3, 12))])}},
+        "local_rules_tcr": {"protocol": "local_rules_tcr", "quick": quick, "claims": {
+            "g": row("TCR accelerates bio-plausible training", "local_rules_tcr", "greater", [
+                ("eprop", ratio(1.5, 1.2, 1.9, 10))]),
+            "h": row("freeze-in collapses to trivial attractors without noise or a controller", "local_rules_tcr",
+                     "greater", [("eta=1", fraction_effect(0, 10, 0.05)), ("pooled", fraction_effect(0, 120, 0.05))])},
+            "predictions": {
+                "block": {"text": "blocking STP changes the search phase by X", "effect": difference(-20.0, -40.0, 5.0, 10)},
+                "tau": {"text": "tau_s range", "fastest": 30.0, "range": [10.0, 100.0], "per_tau_s": {}}}},
     }
 
 
@@ -73,8 +81,8 @@ EXPECTED = {
     "d": ("not reproduced", "g=3: 1.00 [0.92, 1.05] (n=12)", "**not reproduced**"),
     "e": ("inconclusive", "lstm: 1.20, n too small (n=4)", "no usable cell"),
     "f": ("inconclusive", "timescale: 0.50 [-0.20, 1.30] (n=12)", "no cell supports or contradicts"),
-    "g": ("inconclusive", "-", "not yet measured with the sustained criterion (issue 8)"),
-    "h": ("inconclusive", "-", "not yet measured with the sustained criterion (issue 8)"),
+    "g": ("reproduced", "eprop: 1.50 [1.20, 1.90] (n=10)", "**reproduced**"),
+    "h": ("not reproduced", "eta=1: " + format_effect(fraction_effect(0, 10, 0.05)), "**not reproduced**"),
 }
 
 
@@ -243,7 +251,7 @@ def test_render_reproduction_table():
     assert ("- **search_phase**: quick settings; bioplastic 0.1.0; commit 0123456789ab; command "
             "`bioplastic run x --quick`; at 2025-01-01T00:00:00+00:00; seeds 0..9 (10); wall time 12 s.") in text
     assert "- **abrupt_learning**: quick settings; no provenance recorded; wall time 3 s." in text
-    assert "- **local_rules_tcr**: not run." in text
+    assert "- **local_rules_tcr**: quick settings; no provenance recorded; wall time not recorded." in text
 
 
 def test_render_reproduction_missing_protocol_and_full_settings():
@@ -257,7 +265,7 @@ def test_render_reproduction_missing_protocol_and_full_settings():
     rows = {r[0][1]: r for r in table_rows(text)}
     assert rows["f"][4] == "**inconclusive**: protocol slow_dynamics has not been run"
     assert rows["g"][4] == "**reproduced**" and rows["g"][2] == "e-prop: 1.50 [1.20, 1.90] (n=10)"
-    assert rows["h"][4] == "**inconclusive**: not yet measured with the sustained criterion (issue 8)"
+    assert rows["h"][4] == "**inconclusive**: protocol local_rules_tcr did not report claim (h)"
     assert "- **slow_dynamics**: not run: no script." in text
     # a protocol that ran but did not report a claim
     preds["tcr_regimes"]["claims"].pop("e")
@@ -326,11 +334,13 @@ def test_reproduce_reads_outputs_without_running(tmp_path, monkeypatch, capsys):
     assert len(rows) == 8
     for cells, c in zip(rows, CLAIMS):
         assert cells[2] == EXPECTED[c.id][1] and EXPECTED[c.id][2] in cells[4], c.id
-    assert "only read by reproduce" in text
+    assert "## Predictions for experiments" in text
+    assert "| local_rules_tcr | blocking STP changes the search phase by X | -20.0 [-40.0, 5.0] (n=10) |" in text
+    assert "| local_rules_tcr | tau_s range | fastest at 30; within its 95% interval: 10 to 100 |" in text
     saved = json.loads((out / "predictions.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert {k: v["verdict"] for k, v in saved["verdicts"].items()} == {k: v[0] for k, v in EXPECTED.items()}
-    assert saved["verdicts"]["g"]["explanation"] == "not yet measured with the sustained criterion (issue 8)"
+    assert saved["verdicts"]["g"]["supporting"] == ["eprop"]
     assert saved["protocols"]["search_phase"]["provenance"] == PROVENANCE
     assert saved["protocols"]["search_phase"]["status"] == f"read from {runs / 'search_phase'}"
     assert saved["quick"] is True and re.fullmatch(r"[0-9a-f]{40}", saved["provenance"]["commit"])
@@ -368,11 +378,12 @@ def test_reproduce_runs_stale_and_reports_missing(tmp_path, monkeypatch):
     prot = result["protocols"]
     assert prot["search_phase"]["status"] == "not run: protocols/search_phase.py does not exist yet"
     assert prot["abrupt_learning"]["status"] == f"run by reproduce into {runs / 'reproduce' / 'abrupt_learning'}"
-    assert prot["local_rules_tcr"]["status"].startswith("no quick outputs in")
+    # only the full outputs exist, and (here) no script: a quick scoreboard does not use the full ones
+    assert prot["local_rules_tcr"]["status"] == "not run: protocols/local_rules_tcr.py does not exist yet"
     v = result["verdicts"]
     assert v["a"]["explanation"] == "protocol search_phase has not been run"
     assert v["b"]["verdict"] == "not reproduced"
-    assert v["g"]["explanation"] == "not yet measured with the sustained criterion (issue 8)"
+    assert v["g"]["explanation"] == "protocol local_rules_tcr has not been run"
     assert result["provenance"]["seeds"] == [0, 1]
     text = (runs / "reproduce" / "REPRODUCTION.md").read_text()
     assert "- **search_phase**: not run: protocols/search_phase.py does not exist yet." in text

@@ -336,28 +336,42 @@ def test_freeze_in_controller_backs_off_when_activity_freezes():
     assert state["lambda"] == pytest.approx(0.6)
 
 
-def test_protocol_runs_tiny(tmp_path):
-    """local_rules_tcr end to end on a tiny setting: every output present and consistent."""
+def test_protocol_runs_tiny(tmp_path, monkeypatch):
+    """local_rules_tcr end to end on a tiny setting: every block, output and claim present and consistent."""
     from bioplastic.protocol import load_protocol
 
     mod = load_protocol("local_rules_tcr")
-    mod.QUICK = {"gains": [1.5], "seeds": 2, "rules": ["eprop", "node_perturbation"], "tasks": ["flipflop"],
-                 "iterations": {"flipflop": 4}, "cure_gain": 1.5, "cure_etas": [30.0], "cure_iterations": 3}
-    mod.MODEL = dict(mod.MODEL, n_units=8)
-    mod.TRAINING = dict(mod.TRAINING, diagnostics_every=2)
-    mod.main(tmp_path, quick=True)
-    pred = json.loads((tmp_path / "predictions.json").read_text())
-    block = pred["results"]["tcr"]["g=1.5 flipflop eprop"]
-    assert set(block["conditions"]) == {"plain", "tcr_stp", "tcr_stp+freeze_in"}
-    assert len(block["conditions"]["plain"]["iterations_to_criterion"]) == 2
-    assert block["speedup_vs_plain"]["tcr_stp"]["censored_pairs"] == 2  # 4 iterations cannot solve it
-    assert set(pred["results"]["freeze_in_cures"]["eta=30.0"]["conditions"]) == set(mod.CURES)
-    for png in ("loss_curves", "iterations_to_criterion", "rule_diagnostics", "freeze_in_cures"):
+    monkeypatch.setattr(mod, "MODEL", dict(mod.MODEL, n_units=8))
+    monkeypatch.setattr(mod, "TASKS", {"flipflop": {"name": "flipflop", "n_steps": 30}})
+    monkeypatch.setattr(mod, "QUICK", {
+        "seeds": 2, "tasks": ["flipflop"], "rules": ["eprop"], "budgets": {"flipflop": 20}, "diagnostics_every": 10,
+        "phase": {"etas": [1.0], "eta_s": [0.02], "budget": 10},
+        "cures": {"cells": [[1.0, 0.02]], "perturbation_std": [0.03], "controller": True},
+        "predictions": {"tau_s": [30.0, 100.0], "budget": 20, "continue_after": 5, "checkpoint_every": 5}})
+    pred = mod.main(tmp_path, quick=True)
+    conds = pred["results"]["controls"]["flipflop"]["conditions"]
+    assert set(conds) == set(mod.CONTROLS) | {"eprop", "eprop+tcr_stp", "eprop+tcr_stp+freeze_in"}
+    for c in conds.values():
+        assert c["n"] == 2 and sum(c["outcomes"].values()) == 2
+    speed = pred["results"]["controls"]["flipflop"]["speedup_vs_alone"]
+    assert set(speed) == {"readout+tcr_stp", "readout+tcr_stp+freeze_in", "eprop+tcr_stp", "eprop+tcr_stp+freeze_in"}
+    cells = pred["results"]["freeze_in"]
+    assert {c["cure"] for c in cells.values()} == {"none", "noise 0.03", "controller"}
+    assert [c["name"] for c in pred["claims"]["g"]["cells"]] == ["flipflop / eprop +tcr_stp",
+                                                                 "flipflop / eprop +tcr_stp+freeze_in"]
+    assert pred["claims"]["h"]["cells"][-1]["name"].startswith("all cells pooled")
+    assert set(pred["predictions"]) == {"blocking_stp_during_search", "blocking_stp_after_search",
+                                        "tau_s_fastest_range", "fast_weight_size", "fast_weight_sign"}
+    assert pred["provenance"]["seeds"] == [0, 1] and pred["provenance"]["command"]
+    for png in ("control_outcomes", "loss_curves", "freeze_in_phase_diagram", "freeze_in_cures", "predictions",
+                "iterations_to_criterion_flipflop"):
         assert (tmp_path / f"{png}.png").stat().st_size > 1000
-    assert "speed-up" in (tmp_path / "report.md").read_text()
-    assert len(list((tmp_path / "runs").glob("*.h5"))) == 2 * 3 * 2 + 4 * 2
-    data = bp.read_run(next((tmp_path / "runs").glob("g1.5_flipflop_eprop+tcr_stp+freeze_in_seed0.h5")))
-    assert data.config["training"]["rule"]["name"] == "eprop+tcr_stp+freeze_in"
+    # the no-learning control trained nothing; the unblocked prediction runs kept checkpoints for S
+    static = bp.read_run(tmp_path / "runs" / "controls_flipflop_tcr_stp_alone_s0.h5")
+    assert static.history["iteration"].tolist() == [0]
+    on = bp.read_run(tmp_path / "runs" / "pred_on_s0.h5")
+    assert len(on.checkpoints) >= 3
+    assert "Predictions for experiments" in (tmp_path / "report.md").read_text()
 
 
 # -- command line ------------------------------------------------------------------

@@ -336,7 +336,9 @@ def run_local_job(job: dict) -> dict:
 
     A run that diverges is summarised (status "diverged", ``diverged_at``)
     rather than raised. When ``run_file`` exists with a final status the job
-    is not trained again: its summary comes from the file (protocols resume).
+    is not trained again: its summary comes from the file (``reused``
+    True); a run file left "running" by an interrupted protocol is resumed
+    from its last checkpoint (protocols resume).
 
     Returns
     -------
@@ -352,11 +354,20 @@ def run_local_job(job: dict) -> dict:
     from ..rules import get_rule
     from ..tasks import get_task
 
+    from .loop import resume
+
     run_file = Path(job["run_file"]) if job.get("run_file") else None
     if run_file is not None and run_file.exists():
         data = read_run(run_file, checkpoints=False)
         if data.status != "running":
-            return _job_summary(job, data.history, data.status, run_outcome(data.attrs), data.params)
+            return {**_job_summary(job, data.history, data.status, run_outcome(data.attrs), data.params),
+                    "reused": True}
+        if data.resume is not None:  # interrupted after a checkpoint: continue it, bit for bit
+            try:
+                r = resume(run_file, progress=False)
+            except DivergenceError as exc:
+                r = exc.result
+            return {**_job_summary(job, r.history, r.status, r.outcome(), r.params), "reused": False}
     task_cfg = dict(job["task"])
     task = get_task(task_cfg.pop("name"), **task_cfg)
     model = dict(job["model"])
@@ -367,7 +378,7 @@ def run_local_job(job: dict) -> dict:
                         extra_config={"job": job.get("name", "")}, **job.get("training", {}))
     except DivergenceError as exc:
         r = exc.result
-    return _job_summary(job, r.history, r.status, r.outcome(), r.params)
+    return {**_job_summary(job, r.history, r.status, r.outcome(), r.params), "reused": False}
 
 
 def _job_summary(job, history, status, outcome, params):
