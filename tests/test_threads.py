@@ -335,3 +335,20 @@ def test_block_sums_keep_the_bits_of_numpy_sum(blocks):
     for name, v in acc.items():
         assert total[name].dtype == np.float32 and total[name].shape == v.shape[1:]
         np.testing.assert_array_equal(total[name], v.sum(axis=0))
+
+
+def _blas_threads(job):
+    """In a worker: the thread counts of every BLAS loaded once the kernels' BLAS is in use."""
+    import scipy.linalg  # noqa: F401 - what the kernels' products call
+    from threadpoolctl import threadpool_info
+
+    return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+
+def test_protocol_workers_run_every_blas_on_one_thread():
+    # A BLAS loaded after the worker's limit was set used to keep its default thread count
+    # (two spinning threads per worker on two cores: jobs 3x slower).
+    from bioplastic.backends import map_jobs
+
+    results, _ = map_jobs(_blas_threads, [{}, {}, {}], workers=2, progress=False)
+    assert results == [[1]] * 3
