@@ -279,3 +279,36 @@ def test_spec_errors_through_the_cli(tmp_path, capsys):
     assert main(["train", "--model", str(spec), "--task", "flipflop", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "[rule.freeze_in]" in err and "'etta' (did you mean 'eta'?)" in err
+
+
+def test_per_rule_local_training_tables(tmp_path):
+    from bioplastic.io.specs import load_spec, run_settings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[model]\nkind = "lfrnn"\n[training]\nlr = 0.001\nclip = 1.0\n'
+                    '[local_training]\nlr = 0.01\n'
+                    '[local_training.eprop]\nlr = 0.1\n'
+                    '[local_training.node_perturbation]\nlr = 0.003\nbatch_size = 64\n')
+    spec = load_spec(path)
+    assert run_settings(spec, task="flipflop", rule="eprop+tcr_stp")["training"] == {"lr": 0.1, "clip": 1.0}
+    assert run_settings(spec, task="flipflop", rule="node_perturbation")["training"] == {
+        "lr": 0.003, "clip": 1.0, "batch_size": 64}
+    assert run_settings(spec, task="flipflop", rule="readout")["training"] == {"lr": 0.01, "clip": 1.0}
+    assert run_settings(spec, task="flipflop", rule="bptt")["training"] == {"lr": 0.001, "clip": 1.0}
+    path.write_text('[model]\nkind = "lfrnn"\n[local_training.epropp]\nlr = 0.1\n')
+    with pytest.raises(UnknownNameError, match="did you mean 'eprop'"):
+        load_spec(path)
+    path.write_text('[model]\nkind = "lfrnn"\n[local_training.eprop]\nlrr = 0.1\n')
+    with pytest.raises(ConfigError, match="lrr"):
+        load_spec(path)
+
+
+def test_shipped_lfrnn_spec_learns_the_flipflop_with_eprop_tcr_stp_freeze_in(tmp_path, capsys):
+    # Issue 8: the documented command learns as shipped (seed 1: criterion at 130 on 2026-12-07).
+    assert main(["train", "--model", "lfrnn", "--task", "flipflop", "--rule", "eprop+tcr_stp+freeze_in",
+                 "--seed", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    data = read_run(tmp_path / "run.h5")
+    assert data.status == "converged"
+    rule = data.config["training"]["rule"]
+    assert [r["name"] for r in rule["rules"]] == ["eprop", "tcr_stp", "freeze_in"]
+    assert data.config["training"]["lr"] == 0.1 and rule["rules"][2]["eta"] == 0.1

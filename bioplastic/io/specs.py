@@ -26,6 +26,8 @@ output folder. Only ``[model]`` is required::
     [local_training]        # overrides of [training] for local rules (not bptt)
     optimizer = "sgd"
     lr = 0.01
+    [local_training.node_perturbation]   # and for one task rule, when it is in the rule
+    lr = 0.003
 
 A typo'd section, key or rule part is an error that names it and the
 closest valid one. ``load_spec(..., overrides=["model.n_units=32"])``
@@ -155,8 +157,7 @@ def _check(data: dict, where: str) -> None:
         raise ConfigError(f"{where}: needs a [model] table with a 'kind' (e.g. kind = \"lfrnn\")")
     _check_model_keys(where, data["model"])
     check_keys(f"{where} [training]: unknown key(s)", data.get("training", {}), training_keys())
-    check_keys(f"{where} [local_training]: unknown key(s)", data.get("local_training", {}),
-               local_training_keys())
+    _check_local_training(where, data.get("local_training", {}))
     _check_task(where, data.get("task", {}))
     _check_rule(where, data.get("rule", {}))
 
@@ -197,6 +198,26 @@ def _check_task(where, table: dict) -> None:
     else:  # the task comes from --task: check against every task, the chosen one checks again
         known = {k for n in TASKS.names() for k in TASKS.get(n).defaults}
         check_keys(f"{where} [task]: unknown setting(s) (of any task)", settings, known | {"name"})
+
+
+def _check_local_training(where, table: dict) -> None:
+    """Keys of ``[local_training]`` and of its per-rule tables ``[local_training.<rule>]``."""
+    from ..rules import list_rules
+
+    plain = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    check_keys(f"{where} [local_training]: unknown key(s)", plain, local_training_keys())
+    known = list_rules()
+    for key, sub in table.items():
+        if not isinstance(sub, dict):
+            continue
+        if key.lower() not in known:
+            raise UnknownNameError(unknown_name_message(f"{where} [local_training.{key}]: unknown rule", key,
+                                                        known))
+        bad = [k for k, v in sub.items() if isinstance(v, dict)]
+        if bad:
+            raise ConfigError(f"{where} [local_training.{key}]: {bad[0]!r} is a table; per-rule training settings "
+                              "are plain keys (lr = 0.003)")
+        check_keys(f"{where} [local_training.{key}]: unknown key(s)", sub, local_training_keys())
 
 
 def _check_rule(where, table: dict) -> None:
@@ -314,7 +335,7 @@ def uses_local_training(rule) -> bool:
     return str(getattr(rule, "name", rule)).lower() != "bptt"
 
 
-def training_kwargs(spec: dict, local: bool) -> tuple[dict, list[str]]:
+def training_kwargs(spec: dict, local: bool, rule=None) -> tuple[dict, list[str]]:
     """The training arguments of a spec for BPTT or for a local rule.
 
     Parameters
@@ -325,7 +346,12 @@ def training_kwargs(spec: dict, local: bool) -> tuple[dict, list[str]]:
         False: ``[training]`` as it is (for :func:`bioplastic.train`).
         True: the ``[training]`` keys :func:`~bioplastic.training.local.train_local`
         accepts (except :data:`NOT_INHERITED`: ``lambda_tcr``, whose meaning
-        differs), updated by ``[local_training]``.
+        differs), updated by ``[local_training]``, then by the table
+        ``[local_training.<part>]`` of each part of ``rule`` that has one
+        (in the composition's order, so a later part wins). A learning rate
+        tuned for e-prop is not one for node perturbation.
+    rule : str or None
+        The rule (name or composition) the settings are for.
 
     Returns
     -------
@@ -338,7 +364,10 @@ def training_kwargs(spec: dict, local: bool) -> tuple[dict, list[str]]:
         return training, []
     accepted = local_training_keys() - set(NOT_INHERITED)
     kwargs = {k: v for k, v in training.items() if k in accepted}
-    kwargs.update(copy.deepcopy(dict(spec.get("local_training", {}))))
+    local_table = copy.deepcopy(dict(spec.get("local_training", {})))
+    kwargs.update({k: v for k, v in local_table.items() if not isinstance(v, dict)})
+    for part in ([] if rule is None else str(rule).lower().split("+")):
+        kwargs.update(local_table.get(part, {}))
     return kwargs, sorted(set(training) - accepted)
 
 
@@ -364,7 +393,7 @@ def run_settings(spec: dict, task=None, rule=None) -> dict:
     task_obj = task_from_spec(spec, task)
     rule_obj = rule_from_spec(spec, rule)
     local = uses_local_training(rule_obj)
-    kwargs, ignored = training_kwargs(spec, local)
+    kwargs, ignored = training_kwargs(spec, local, rule_obj.name)
     notes = []
     if ignored:
         note = f"[training] key(s) for BPTT only, ignored by rule {rule_obj.name!r}: {', '.join(ignored)}"
