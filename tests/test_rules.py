@@ -397,3 +397,29 @@ def test_cli_train_with_a_local_rule(tmp_path, capsys):
                  str(tmp_path)]) == 2
     assert "unknown rule 'hebbian'" in capsys.readouterr().err
     assert main(["rules", "check", "tcr_stp"]) == 0
+
+
+def test_tuning_protocol_tiny(tmp_path, monkeypatch):
+    """local_rules_tuning on a tiny grid: stage 1, node perturbation's batch stage, the long-budget stage."""
+    from bioplastic.protocol import load_protocol
+
+    mod = load_protocol("local_rules_tuning")
+    grid = {"node_perturbation": [({"sigma": 0.1, "baseline": "unperturbed"}, {"lr": 1e-3, "batch_size": 8})],
+            "eprop": [({"feedback": "symmetric"}, {"lr": 1e-2, "batch_size": 8}),
+                      ({"feedback": "random", "feedback_scale": 1.0}, {"lr": 1e-2, "batch_size": 8})],
+            "readout": [({}, {"lr": 1e-2, "batch_size": 8})]}
+    monkeypatch.setattr(mod, "tuning_grid", lambda: {k: list(v) for k, v in grid.items()})
+    monkeypatch.setattr(mod, "BATCH_STAGE", (4,))
+    monkeypatch.setattr(mod, "MODEL", dict(mod.MODEL, n_units=6))
+    monkeypatch.setattr(mod, "TASKS", {"flipflop": {"name": "flipflop", "n_steps": 20}})
+    monkeypatch.setattr(mod, "QUICK", {"seeds": 2, "budget": 6, "rules": list(grid), "every": 1, "long_budget": 9})
+    pred = mod.main(tmp_path, quick=True)
+    res = pred["results"]
+    assert [r["label"] for r in res["node_perturbation"]["ranked"]].count(
+        "sigma=0.1 baseline=unperturbed lr=0.001 batch=4") == 1  # the batch stage ran
+    assert len(res["eprop"]["ranked"]) == 2 and res["eprop"]["best"]["n"] == 2
+    for rule in grid:  # nothing solves in 6 iterations: every rule gets the long-budget stage
+        assert res[rule]["long_budget"]["budget"] == 9 and res[rule]["long_budget"]["n"] == 2
+        assert pred["best"][rule]["training"]["lr"] > 0
+    assert (tmp_path / "tuning.png").stat().st_size > 1000
+    assert "would need more than 9 iterations" in (tmp_path / "report.md").read_text()
