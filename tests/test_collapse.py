@@ -140,3 +140,14 @@ def test_invalid_settings(task):
         collapse_report(net, params, task, collapse_share=1.5)
     with pytest.raises(bp.errors.ConfigError):
         collapse_report(net, params, bp.get_task("delayed_addition"))
+
+
+def test_greedy_clusters_ends_far_from_the_origin_and_at_zero_radius():
+    # |x|^2 + |y|^2 - 2 x.y cancels catastrophically at |x| ~ 1e8: a point could end up "farther
+    # than the radius from itself" and the loop never finished (a protocol hung on such a network).
+    rng = np.random.default_rng(0)
+    X = 1e8 + rng.standard_normal((64, 32)) * 1e-3
+    labels, centres = greedy_clusters(X, 0.01)
+    assert labels.min() == 0 and len(centres) == len(set(labels.tolist()))
+    labels, centres = greedy_clusters(rng.standard_normal((5, 3)), 0.0)
+    assert sorted(labels.tolist()) == [0, 1, 2, 3, 4]

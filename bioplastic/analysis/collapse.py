@@ -125,9 +125,11 @@ def greedy_clusters(X, radius) -> tuple[np.ndarray, np.ndarray]:
     """
     X = np.asarray(X, dtype=np.float64)
     K = X.shape[0]
-    sq = np.einsum("kd,kd->k", X, X)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (X @ X.T), 0.0)
+    # Differences, not |x|^2 + |y|^2 - 2 x.y: far from the origin that form cancels
+    # catastrophically and could leave a point farther than ``radius`` from itself.
+    d2 = np.sum((X[:, None, :] - X[None, :, :]) ** 2, axis=2)
     close = d2 <= radius ** 2
+    np.fill_diagonal(close, True)  # every point covers itself, so each round assigns one
     labels = np.full(K, -1, dtype=np.int64)
     centres = []
     free = np.ones(K, dtype=bool)
