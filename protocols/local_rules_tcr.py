@@ -258,6 +258,8 @@ def summarise_predictions(jobs, results, s) -> dict:
     on = arms.get("on", {})
     budget = s["predictions"]["budget"]
     out = {"K": {str(seed): search_end(r) for seed, r in sorted(on.items())},
+           "K_from_drop": sum(bool((r.get("plateau") or {}).get("detected"))
+                              and (r["plateau"].get("drop_iteration") is not None) for r in on.values()),
            "search_phase_detected": sum(bool((r.get("plateau") or {}).get("detected")) for r in on.values()),
            "n_seeds": len(on)}
     # (i) blocking the STP term during vs after the search phase: paired differences in iterations
@@ -329,6 +331,12 @@ def claim_g(controls, s) -> dict:
         notes.append(f"{task}: readout alone solved {ro.get('solved', 0)}/{c.get('readout', {}).get('n', 0)}, "
                      + ", ".join(f"{name} {c[name]['outcomes']['solved']}/{c[name]['n']}" for name in c
                                  if name != "readout"))
+    easy = [f"{task} ({d['conditions']['readout']['outcomes']['solved']}/{d['conditions']['readout']['n']})"
+            for task, d in controls.items() if "readout" in d["conditions"]
+            and 2 * d["conditions"]["readout"]["outcomes"]["solved"] >= d["conditions"]["readout"]["n"]]
+    if easy:
+        notes.append("the readout alone on the random network solved " + ", ".join(easy)
+                     + ": there a rule's speed-up is not evidence that it learns recurrent structure")
     return {"claim": "TCR accelerates bio-plausible training", "protocol": "local_rules_tcr",
             "setting": f"LFRNN N={MODEL['n_units']} g={MODEL['g']}; e-prop and node perturbation at their tuned "
                        f"settings (local_rules_tuning); TCR-STP eta_s={TCR_STP['eta_s']}, tau_s={TCR_STP['tau_s']:g}; "
@@ -336,8 +344,7 @@ def claim_g(controls, s) -> dict:
             "measure": "paired speed-up of iterations to the sustained criterion, rule + TCR-STP (+ freeze-in) over "
                        "the rule alone",
             "direction": "greater", "cells": cells,
-            "notes": "Success within budget per condition (readout-only controls first): " + "; ".join(notes)
-                     + ". A speed-up of a rule that the readout alone matches says nothing about the rule."}
+            "notes": "Success within budget per condition (readout-only controls first): " + "; ".join(notes) + "."}
 
 
 def claim_h(cells, s) -> dict:
@@ -363,6 +370,14 @@ def claim_h(cells, s) -> dict:
                     "effect": eff})
     fail = "; ".join(f"{k}: " + ", ".join(f"{o} {v}" for o, v in c["outcomes"].items() if v)
                      for k, c in cells.items())
+    cures = []
+    for k, c in cells.items():
+        if c["cure"] == "none":
+            continue
+        base = no_cure[f"eta={c['eta']:g} eta_s={c['eta_s']:g} none"]
+        cures.append(f"at eta={c['eta']:g}, eta_s={c['eta_s']:g} {c['cure']} solved {c['outcomes']['solved']}/{c['n']} "
+                     f"(without: {base['outcomes']['solved']}/{base['n']}), diverged {c['outcomes']['diverged']} "
+                     f"(without: {base['outcomes']['diverged']})")
     return {"claim": "freeze-in collapses to trivial attractors without noise or a controller",
             "protocol": "local_rules_tcr",
             "setting": f"e-prop + TCR-STP + freeze-in on the 3-bit flip-flop, LFRNN N={MODEL['n_units']} "
@@ -372,7 +387,8 @@ def claim_h(cells, s) -> dict:
                        f"drop in collapse with each cure (margin {CURE_MARGIN})",
             "direction": "greater", "cells": out,
             "notes": ("Cure cells not judged (fewer than 3 of 10 collapsed without a cure): "
-                      + (", ".join(unjudged) or "none") + ". Outcomes per cell: " + fail)}
+                      + (", ".join(unjudged) or "none") + ". What the cures did to the runs that failed otherwise: "
+                      + ("; ".join(cures) or "no cure run") + ". Outcomes per cell: " + fail)}
 
 
 def predictions_for_experiments(pr) -> dict:
@@ -386,7 +402,8 @@ def predictions_for_experiments(pr) -> dict:
             "effect": during["difference"]},
         "blocking_stp_after_search": {
             "text": "blocking it from the end of the search phase on changes them by X (the control: the search "
-                    "phase is already over)",
+                    "phase is already over; where K is the criterion iteration it cannot change them, "
+                    f"K came from a detected drop in {pr['K_from_drop']} of {pr['n_seeds']} seeds)",
             "effect": after["difference"]},
         "tau_s_fastest_range": {
             "text": "the STP time constant tau_s (steps; tau = 10 steps) in which learning is fastest",
@@ -478,13 +495,22 @@ def _plot_predictions(pr, path) -> Path:
     axes[1].set_xticks(range(3))
     axes[1].set_xticklabels(["|S| / |W|", "sign index", "depressing fraction"])
     axes[1].axhline(0, color="k", lw=0.5)
-    axes[1].legend(frameon=False, fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(frameon=False, fontsize=8)
     axes[1].set_title("fast weights S at the end of trials")
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- report
+
+def _fmt_size(m: dict) -> str:
+    """A median summary of a size that can blow up (a weight norm, a distance): scientific when large."""
+    if not m or not m.get("n") or m.get("median") is None or not np.isfinite(m["median"]) or m["median"] < 1e3:
+        return fmt_median(m, 2)
+    lo, hi = m["ci95"]
+    return f"{m['median']:.1e} [{lo:.1e}, {hi:.1e}] (n={m['n']})"
+
 
 def _fmt_effect(e) -> str:
     from bioplastic.claims import format_effect
@@ -527,13 +553,13 @@ def report(pred, s) -> str:
           "training, median over seeds.", "", "![outcomes](control_outcomes.png)", "",
           "## Freeze-in: collapse, divergence and the cures (claim h)", "",
           "| cell | cure | solved | collapsed | diverged | unsolved | distance to trivial attractor | stable points | "
-          "final accuracy |", "|---|---|---|---|---|---|---|---|---|"]
+          "final accuracy | norm of W |", "|---|---|---|---|---|---|---|---|---|---|"]
     for k, c in R["freeze_in"].items():
         o = c["outcomes"]
         L.append(f"| eta={c['eta']:g}, eta_s={c['eta_s']:g} | {c['cure']} | {fmt_fraction(o['solved'], c['n'])} | "
                  f"{fmt_fraction(o['collapsed'], c['n'])} | {fmt_fraction(o['diverged'], c['n'])} | {o['unsolved']} | "
-                 f"{fmt_median(c['distance_to_trivial'], 2)} | {fmt_median(c['n_stable'])} | "
-                 f"{fmt_median(c['final_accuracy'], 2)} |")
+                 f"{_fmt_size(c['distance_to_trivial'])} | {fmt_median(c['n_stable'])} | "
+                 f"{fmt_median(c['final_accuracy'], 2)} | {_fmt_size(c['W_norm'])} |")
     L += ["", "Distance to the trivial attractor: median over trials of |x(end of silence) - x_trivial| / sqrt(N), "
           "x_trivial the point most long-silence trials settle on (docs/analysis.md).", "",
           "![phase diagram](freeze_in_phase_diagram.png)", ""]
