@@ -65,9 +65,10 @@ def _load_blas() -> None:
     two cores: protocol jobs took 3x longer (35 s instead of 11 s for 15
     local-rule jobs, 2026-12-07).
     """
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    import scipy.linalg.cython_blas  # noqa: F401
+    import importlib
+
+    for module in ("numpy", "scipy.linalg", "scipy.linalg.cython_blas"):
+        importlib.import_module(module)
 
 
 def single_threaded_worker() -> None:

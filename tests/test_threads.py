@@ -339,8 +339,11 @@ def test_block_sums_keep_the_bits_of_numpy_sum(blocks):
 
 def _blas_threads(job):
     """In a worker: the thread counts of every BLAS loaded once the kernels' BLAS is in use."""
-    import scipy.linalg  # noqa: F401 - what the kernels' products call
+    import importlib
+
     from threadpoolctl import threadpool_info
+
+    importlib.import_module("scipy.linalg")  # what the kernels' products call
 
     return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
 
