@@ -30,22 +30,35 @@ def add_parser(sub):
                    help="train the whole budget; the iteration the criterion was met is still recorded")
     p.add_argument("--continue-after", type=int, default=None, metavar="M",
                    help="after the sustained criterion is confirmed, train M more iterations (docs/tasks.md)")
-    p.add_argument("--out", help="output folder (created); the run file is OUT/run.h5")
+    p.add_argument("--out", help="output folder (created); the run file is OUT/run.h5; refused if it exists "
+                   "(see --resume, --overwrite) or another process is writing to OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/run.h5")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
 def run(args):
     """Train from ``args`` (see :func:`add_parser`); returns the exit code."""
+    import contextlib
     import sys
 
+    from ..io.lock import output_lock
     from ..io.specs import load_spec, network_from_spec, run_settings
     from ..training import resume, train
+
+    def tell(message):
+        print(f"note: {message}", file=sys.stderr, flush=True)
 
     if args.resume:
         if getattr(args, "overrides", None):
             raise ConfigError("--set changes a spec; a resumed run takes its settings from the run file")
-        result = resume(args.resume, iterations=args.iterations, progress=False if args.no_progress else None)
+        if getattr(args, "overwrite", False):
+            raise ConfigError("--overwrite replaces OUT/run.h5 of a new run; a resumed run continues its file")
+        # A missing file is left to resume(), whose error names it.
+        with (output_lock(Path(args.resume).parent, log=tell) if Path(args.resume).is_file()
+              else contextlib.nullcontext()):
+            result = resume(args.resume, iterations=args.iterations,
+                            progress=False if args.no_progress else None)
         print(result.summary())
         print(f"run file: {result.run_file}")
         return 0
@@ -80,15 +93,21 @@ def run(args):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
-    if plan["local"]:
-        from ..training.local import train_local
+    run_file = out / "run.h5"
+    # One writer per folder: take the lock first, then look for the run file it guards.
+    with output_lock(out, log=tell):
+        if run_file.exists() and not getattr(args, "overwrite", False):
+            raise ConfigError(f"{str(run_file)!r} exists; use --resume {run_file} to continue it or --overwrite "
+                              "to replace it")
+        if plan["local"]:
+            from ..training.local import train_local
 
-        fit = lambda net, task, **kw: train_local(net, task, rule, **kw)  # noqa: E731
-    else:
-        fit = train
-    extra = {"spec": spec["path"], "spec_overrides": spec["overrides"]}
-    result = fit(net, task, seed=seed, run_file=out / "run.h5",
-                 progress=False if args.no_progress else None, extra_config=extra, **kwargs)
+            fit = lambda net, task, **kw: train_local(net, task, rule, **kw)  # noqa: E731
+        else:
+            fit = train
+        extra = {"spec": spec["path"], "spec_overrides": spec["overrides"]}
+        result = fit(net, task, seed=seed, run_file=run_file,
+                     progress=False if args.no_progress else None, extra_config=extra, **kwargs)
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0
