@@ -54,6 +54,8 @@ def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finit
 
 def positive(name: str, value) -> float:
     """Return ``value`` as float, raising ConfigError unless finite and > 0."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:

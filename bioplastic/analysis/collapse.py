@@ -54,6 +54,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..tasks.base import integer
+from ..validation import positive
 from .fixed_points import find_fixed_points
 from .maps import autonomous_map, trajectory_states
 
@@ -66,18 +67,6 @@ REPORT_KEYS = ("collapsed", "diverged", "n_memories_held", "n_required", "n_end_
                "trivial_is_fixed_point", "trivial_state", "spread", "n_stable", "n_fixed", "stable_points",
                "settled", "end_speed_max", "settle_steps_run", "n_trials", "n_units", "tol", "radius",
                "silence_factor", "memory_variant", "seed", "seconds")
-
-
-def _positive_float(name, value) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
-    if not np.isfinite(v) or v <= 0:
-        raise ConfigError(f"{name} must be finite and > 0, got {value!r}")
-    return v
 
 
 def _memory_task(task, silence_factor):
@@ -256,9 +245,9 @@ def collapse_report(network, params, task, *, n_trials=64, seed=0, silence_facto
     n_trials = integer("n_trials", n_trials, minimum=1)
     settle_steps = integer("settle_steps", settle_steps, minimum=0)
     list_limit = integer("list_limit", list_limit, minimum=0)
-    tol = _positive_float("tol", tol)
-    settle_tol = _positive_float("settle_tol", settle_tol)
-    collapse_share = _positive_float("collapse_share", collapse_share)
+    tol = positive("tol", tol)
+    settle_tol = positive("settle_tol", settle_tol)
+    collapse_share = positive("collapse_share", collapse_share)
     if collapse_share > 1:
         raise ConfigError(f"collapse_share must be in (0, 1], got {collapse_share!r}")
     if network.n_inputs != task.n_inputs:
