@@ -41,6 +41,7 @@ def run(args):
     """Train from ``args`` (see :func:`add_parser`); returns the exit code."""
     import contextlib
     import sys
+    import warnings
 
     from ..io.lock import output_lock
     from ..io.specs import load_spec, network_from_spec, run_settings
@@ -54,9 +55,14 @@ def run(args):
             raise ConfigError("--set changes a spec; a resumed run takes its settings from the run file")
         if getattr(args, "overwrite", False):
             raise ConfigError("--overwrite replaces OUT/run.h5 of a new run; a resumed run continues its file")
+        check_resume_flags(args)
         # A missing file is left to resume(), whose error names it.
         with (output_lock(Path(args.resume).parent, log=tell) if Path(args.resume).is_file()
-              else contextlib.nullcontext()):
+              else contextlib.nullcontext()), warnings.catch_warnings():
+            # One line per warning (e.g. a file from another bioplastic version).
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, *a, **k: print(f"warning: {message}", file=sys.stderr,
+                                                                   flush=True)
             result = resume(args.resume, iterations=args.iterations,
                             progress=False if args.no_progress else None)
         print(result.summary())
@@ -111,3 +117,102 @@ def run(args):
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and odd values: compare their text
+        return str(a) == str(b)
+
+
+def _schedule_text(desc) -> str:
+    if isinstance(desc, dict):
+        if desc.get("kind") == "constant" and "value" in desc:
+            return f"{desc['value']!r}"
+        return "a schedule " + ", ".join(f"{k}={v!r}" for k, v in desc.items())
+    return repr(desc)
+
+
+def _model_conflict(given: str, cfg: dict):
+    """None if spec ``given`` is the run's spec, or its [model] settings match the run's; else
+    ``(given text, run's text)`` naming the first setting that differs."""
+    from ..io.specs import load_spec
+
+    spec = load_spec(given)
+    recorded = cfg.get("spec")
+    if recorded is not None:
+        try:
+            if Path(spec["path"]).resolve() == Path(recorded).resolve():
+                return None
+        except OSError:
+            pass
+    run_model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
+    for key, value in spec["model"].items():
+        if key in run_model and not _same(value, run_model[key]):
+            label = recorded if recorded else run_model.get("kind", "?")
+            return f"{given} ({key} = {value!r})", f"{label} ({key} = {run_model[key]!r})"
+    return None
+
+
+def check_resume_flags(args) -> None:
+    """ConfigError if a flag given with ``--resume`` differs from what the run file recorded.
+
+    A resumed run keeps the settings it was started with; a flag equal to the
+    recorded value is accepted. ``--iterations`` may raise the budget (checked
+    by :func:`~bioplastic.training.resume`).
+    """
+    flags = {"seed": args.seed, "tcr": args.tcr, "model": args.model, "task": args.task, "rule": args.rule,
+             "checkpoint_every": args.checkpoint_every, "no_early_stop": args.no_early_stop or None,
+             "continue_after": args.continue_after}
+    if all(v is None for v in flags.values()):
+        return
+    from ..io.runfile import read_run
+
+    data = read_run(args.resume, checkpoints=False)  # its errors name the file and what is wrong
+    cfg = data.config
+    training = cfg.get("training", {}) if isinstance(cfg.get("training"), dict) else {}
+    conflicts = []
+
+    def conflict(flag, given, what, run_value):
+        shown = f"--{flag} {given}" if given is not None else f"--{flag}"
+        conflicts.append((flag, f"{shown} conflicts with the run's {what} {run_value}"))
+
+    if args.seed is not None and not _same(args.seed, cfg.get("seed", data.seed)):
+        conflict("seed", args.seed, "seed", cfg.get("seed", data.seed))
+    if args.tcr is not None:
+        desc = training.get("lambda_tcr")
+        if not (isinstance(desc, dict) and desc.get("kind") == "constant" and _same(desc.get("value"), args.tcr)):
+            conflict("tcr", args.tcr, "lambda_tcr", _schedule_text(desc))
+    if args.model is not None:
+        found = _model_conflict(args.model, cfg)
+        if found is not None:
+            conflict("model", found[0], "model", found[1])
+    if args.task is not None:
+        run_task = cfg.get("task", {}).get("name") if isinstance(cfg.get("task"), dict) else None
+        if args.task != run_task:
+            from ..tasks import get_task
+
+            if get_task(args.task).name != run_task:
+                conflict("task", args.task, "task", run_task)
+    if args.rule is not None:
+        run_rule = training.get("rule", "bptt")
+        run_name = run_rule.get("name") if isinstance(run_rule, dict) else run_rule
+        if args.rule != run_name:
+            canonical = args.rule
+            if args.rule.strip().lower() != "bptt":
+                from ..rules import get_rule
+
+                canonical = get_rule(args.rule).name
+            if canonical != run_name:
+                conflict("rule", args.rule, "rule", run_name)
+    if args.checkpoint_every is not None and not _same(args.checkpoint_every, training.get("checkpoint_every")):
+        conflict("checkpoint-every", args.checkpoint_every, "checkpoint_every", training.get("checkpoint_every"))
+    if args.no_early_stop and training.get("early_stop", True) is not False:
+        conflict("no-early-stop", None, "early_stop", training.get("early_stop", True))
+    if args.continue_after is not None and not _same(args.continue_after, training.get("continue_after", 0)):
+        conflict("continue-after", args.continue_after, "continue_after", training.get("continue_after", 0))
+    if conflicts:
+        drop = ", ".join(f"--{flag}" for flag, _ in conflicts)
+        raise ConfigError(f"{'; '.join(text for _, text in conflicts)} ({args.resume}); a resumed run keeps its "
+                          f"settings: drop {drop}")

@@ -160,14 +160,46 @@ def _write_resume(group, resume: dict) -> None:
         _write_tree(group.create_group("rule_state"), resume["rule_state"])
 
 
-def _read_resume(group) -> dict:
-    state = json.loads(group.attrs["state"])
+#: Keys of the ``/resume`` state attribute every resumable run writes.
+RESUME_KEYS = ("iteration", "accuracy", "streams", "schedule", "optimizer_scalars")
+
+
+def _read_resume(group, path="") -> dict:
+    """The resume state; SchemaError naming ``path`` and the defect if it is corrupt or incomplete."""
+    def bad(what):
+        return SchemaError(f"run file {str(path)!r} has a corrupt resume state: {what}; it cannot be resumed")
+
+    if "state" not in group.attrs:
+        raise bad("/resume lacks its 'state' attribute")
+    raw = group.attrs["state"]
+    try:
+        state = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (TypeError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise bad(f"/resume attribute 'state' is not valid JSON ({exc})") from exc
+    if not isinstance(state, dict):
+        raise bad(f"/resume attribute 'state' holds a {type(state).__name__}, not a JSON object")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if "optimizer" not in group or not isinstance(group["optimizer"], h5py.Group):
+        missing.append("/resume/optimizer")
+    if missing:
+        raise bad(f"it lacks {', '.join(missing)}")
+    it = state["iteration"]
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise bad(f"iteration {it!r} is not a non-negative integer")
+    for key in ("streams", "optimizer_scalars"):
+        if not isinstance(state[key], dict) or not all(isinstance(v, dict) for v in state[key].values()):
+            raise bad(f"{key!r} is not a mapping of name -> state")
     optimizer = {slot: dict(vals) for slot, vals in state.pop("optimizer_scalars").items()}
     for slot, g in group["optimizer"].items():
+        if not isinstance(g, h5py.Group):
+            raise bad(f"/resume/optimizer/{slot} is not a group")
         optimizer.setdefault(slot, {}).update({k: d[()] for k, d in g.items()})
     state["optimizer"] = optimizer
     if "rule_state" in group:
-        state["rule_state"] = _read_tree(group["rule_state"])
+        try:
+            state["rule_state"] = _read_tree(group["rule_state"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise bad(f"/resume/rule_state is unreadable ({type(exc).__name__}: {exc})") from exc
     return state
 
 
@@ -273,7 +305,8 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
     ------
     SchemaError
         If the file is not HDF5, not a bioplastic run file, of an unknown
-        schema version, or lacks a required attribute or group.
+        schema version, or lacks a required attribute or group, or if its
+        config or resume state is not valid JSON or lacks a key.
     """
     path = Path(path)
     with open_checked(path, SCHEMA, SCHEMA_VERSION, "run file") as f:
@@ -286,8 +319,16 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
         constraints = {}
         for name, g in f.get("constraints", {}).items():
             constraints[name] = Constraint(**{k: g[k][()] for k in g})
+        try:
+            config = json.loads(f.attrs["config"])
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"run file {str(path)!r} has a corrupt config attribute (not valid JSON: {exc})") \
+                from exc
+        if not isinstance(config, dict):
+            raise SchemaError(f"run file {str(path)!r} has a corrupt config attribute (a {type(config).__name__}, "
+                              "not a JSON object)")
         data = RunData(
-            config=json.loads(f.attrs["config"]),
+            config=config,
             seed=int(f.attrs["seed"]),
             status=str(f.attrs["status"]),
             params={k: v[()] for k, v in f["params"].items()},
@@ -296,7 +337,7 @@ def read_run(path, *, checkpoints: bool = True) -> RunData:
             attrs={k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()},
         )
         if "resume" in f:
-            data.resume = _read_resume(f["resume"])
+            data.resume = _read_resume(f["resume"], path)
         if "recordings" in f:
             data.recordings = _read_recordings(f["recordings"])
         if checkpoints:

@@ -400,6 +400,61 @@ def _positive_int(name, v, allow_zero=False):
     return int(v)
 
 
+def check_resumable(data, run_file) -> None:
+    """SchemaError naming ``run_file`` and the defect unless ``data`` (from
+    :func:`~bioplastic.io.runfile.read_run`) holds all a resume needs: the
+    config sections, a history with a row for every iteration before the one
+    the run resumes from, the checkpoint of that iteration with every
+    parameter, and (local-rule runs) the rule's state."""
+    from ..errors import SchemaError
+    from ..seeding import STREAMS
+
+    def bad(what):
+        return SchemaError(f"run file {str(run_file)!r} {what}; it cannot be resumed")
+
+    cfg, state = data.config, data.resume
+    missing = [k for k in ("model", "task", "training") if not isinstance(cfg.get(k), dict)]
+    missing += [f"{k}.{sub}" for k, sub in (("model", "kind"), ("task", "name")) if sub not in cfg.get(k, {})]
+    if missing:
+        raise bad(f"has a config without {', '.join(missing)}")
+    k = state["iteration"]
+    if "iteration" not in data.history:
+        raise bad("lacks /history/iteration")
+    short = {c: len(v) for c, v in data.history.items() if np.ndim(v) != 1 or len(v) < k}
+    if short:
+        rows = ", ".join(f"{c} ({n})" for c, n in sorted(short.items()))
+        raise bad(f"is truncated: it resumes at iteration {k}, which needs {k} history rows, but the history "
+                  f"has fewer: {rows}")
+    if k not in data.checkpoints:
+        raise bad(f"lacks checkpoint {k} (/checkpoints/{k:08d}), the parameters the run resumes from")
+    lost = sorted(set(data.params) - set(data.checkpoints[k]))
+    if lost:
+        raise bad(f"has checkpoint {k} without {', '.join(lost)}")
+    unknown = sorted(set(state["streams"]) - set(STREAMS))
+    if unknown:
+        raise bad(f"has a resume state with unknown random streams {', '.join(unknown)}")
+    if isinstance(cfg["training"].get("rule", "bptt"), dict):
+        lacks = [key for key in ("diag_rng", "success", "rule_state") if key not in state]
+        if lacks:
+            raise bad(f"is a local-rule run whose resume state lacks {', '.join(lacks)}"
+                      + (" (the rule's state)" if lacks == ["rule_state"] else ""))
+
+
+def warn_other_version(data, run_file) -> None:
+    """UserWarning if ``run_file`` was written by another bioplastic version
+    (its ``package_version`` attribute): the resumed part is computed by
+    this version, so it may not continue the run bit for bit."""
+    import warnings
+
+    from .._version import __version__
+
+    written = str(data.attrs.get("package_version", "unknown"))
+    if written != __version__:
+        warnings.warn(f"run file {str(run_file)!r} was written by bioplastic {written}, this is bioplastic "
+                      f"{__version__}: the resumed iterations may differ from what {written} would compute",
+                      UserWarning, stacklevel=3)
+
+
 def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     """Continue an interrupted run from the last checkpoint in its run file.
 
@@ -417,9 +472,15 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     ------
     SchemaError
         If the file is not a run file or holds no resume state (it finished,
-        diverged, or was written before its first checkpoint).
+        diverged, or was written before its first checkpoint), or if it is
+        truncated or corrupt (:func:`check_resumable`); nothing is written.
     ConfigError
         If ``iterations`` is below the iteration the run resumes from.
+
+    Warns
+    -----
+    UserWarning
+        If the file was written by another bioplastic version (both named).
     """
     from ..errors import SchemaError
     from ..io.runfile import read_run
@@ -430,6 +491,7 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     if data.resume is None:
         raise SchemaError(f"run file {str(run_file)!r} has no resume state (status {data.status!r}); "
                           "only a run interrupted after a checkpoint can be resumed")
+    check_resumable(data, run_file)
     cfg = data.config
     model = dict(cfg["model"])
     kind = model.pop("kind")
@@ -448,6 +510,7 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
             raise ConfigError(f"iterations={iterations} is below iteration {data.resume['iteration']}, "
                               f"where run file {str(run_file)!r} resumes")
         tr["iterations"] = iterations
+    warn_other_version(data, run_file)
     extra = {k: v for k, v in cfg.items() if k not in ("model", "task", "training", "seed", "record")}
     constraints = data.constraints
     from ..networks.base import Params
@@ -462,9 +525,6 @@ def resume(run_file, *, iterations=None, progress=None) -> TrainResult:
     from ..rules import rule_from_description
     from .local import local_kwargs, train_local
 
-    if "rule_state" not in state:
-        raise SchemaError(f"run file {str(run_file)!r} is a local-rule run whose resume state lacks the rule's "
-                          "state; it cannot be resumed")
     for key in ("local", "modifies"):  # recorded for readers; follow from the rule
         tr.pop(key, None)
     return train_local(net, task, rule_from_description(rule), **common, **local_kwargs(tr))
