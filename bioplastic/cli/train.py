@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..preflight import check_model_settings, check_out_folder, check_run_seed
 
 
 def add_parser(sub):
@@ -71,6 +72,16 @@ def run(args):
     missing = [f"--{n}" for n in ("model", "out") if getattr(args, n) is None]
     if missing:
         raise ConfigError(f"{', '.join(missing)} required (or --resume RUN.h5)")
+    # Before any work: flags the run could only fail on after training.
+    out = check_out_folder(args.out)
+    check_run_seed(args.seed)
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be a positive integer, got {args.checkpoint_every}; "
+                          "omit it for no checkpoints")
+    for flag in ("iterations", "continue_after"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be a non-negative integer, got {value}")
 
     overrides = list(getattr(args, "overrides", None) or [])
     spec = load_spec(args.model, overrides=overrides)
@@ -78,6 +89,8 @@ def run(args):
         raise ConfigError(f"--task required (or name = \"...\" in the [task] table of {spec['path']})")
     plan = run_settings(spec, task=args.task, rule=args.rule)
     task, rule = plan["task"], plan["rule"]
+    model = {k: v for k, v in spec["model"].items() if k != "kind"}
+    check_model_settings(spec["model"].get("kind"), model, where=str(spec.get("path", "spec")))
     net = network_from_spec(spec, task)
     kwargs = plan["training"]
     for note in plan["notes"]:
@@ -94,7 +107,8 @@ def run(args):
         kwargs["continue_after"] = args.continue_after
     seed = kwargs.pop("seed", None) if args.seed is None else args.seed
     kwargs.pop("seed", None)
-    out = Path(args.out)
+    check_run_seed(seed)
+    _check_settings(net, task, kwargs, seed, plan["local"])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -117,6 +131,26 @@ def run(args):
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0
+
+
+def _check_settings(net, task, kwargs, seed, local) -> None:
+    """The checks train() / train_local() start with, run before OUT is created."""
+    import inspect
+
+    from ..preflight import check_train_settings
+    from ..training import train
+    from ..training.local import train_local
+
+    fit = train_local if local else train
+    settings = {k: p.default for k, p in inspect.signature(fit).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    settings.update(kwargs)
+    names = ("iterations", "batch_size", "eval_batch_size", "continue_after", "clip", "early_stop",
+             "tcr_relative", "checkpoint_every", "checkpoint_at", "record", "memory_test")
+    picked = {k: settings[k] for k in names if k in settings}
+    if isinstance(settings.get("optimizer"), str):
+        picked["lr"] = settings.get("lr")
+    check_train_settings(net, task, seed=seed, local=local, **picked)
 
 
 def _same(a, b) -> bool:

@@ -26,6 +26,7 @@ from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
 from ..io.runfile import encode_state
 from ..networks.base import Network
+from ..preflight import check_train_settings
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
 from .criteria import make_criterion
@@ -104,6 +105,12 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     from ..rules.diagnostics import bptt_alignment, descent_direction, update_variance
 
     check_network_and_task(network, task)
+    # Before any work: settings, the seed and run file the file must hold, the memory estimate.
+    check_train_settings(network, task, iterations=iterations, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, continue_after=continue_after,
+                         lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
+                         checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at, seed=seed,
+                         run_file=run_file, memory_test=memory_test, local=True)
     rule = get_rule(rule)
     targets = rule.check(network)
     if not targets:

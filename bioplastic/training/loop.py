@@ -23,6 +23,7 @@ from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
 from ..io.runfile import write_run
 from ..networks.base import Network, Params
+from ..preflight import check_train_settings
 from ..recording import make_recording
 from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
@@ -235,6 +236,12 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         attached to the exception.
     """
     check_network_and_task(network, task)
+    # Before any work: settings, the seed and run file the file must hold, the memory estimate.
+    check_train_settings(network, task, iterations=iterations, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, continue_after=continue_after,
+                         lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
+                         tcr_relative=tcr_relative, checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at,
+                         seed=seed, run_file=run_file, record=record, memory_test=memory_test)
     iterations = _positive_int("iterations", iterations, allow_zero=True)
     batch_size = _positive_int("batch_size", batch_size)
     eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)

@@ -1,0 +1,313 @@
+"""Checks before working: every setting of a run validated, and its memory
+estimated, before training starts.
+
+A run that cannot be written (a seed the run file cannot store, an output
+path that is a folder or not writable) or cannot fit the machine's memory
+(a million units, a checkpoint every iteration of a huge budget) is refused
+with one :class:`~bioplastic.errors.ConfigError` line before any work,
+instead of failing after it. :func:`check_train_settings` is called at the
+very start of :func:`bioplastic.train` and
+:func:`bioplastic.training.local.train_local`; the command line adds
+:func:`check_out_folder` and :func:`check_model_settings`.
+
+The memory estimate (:func:`estimate_run_bytes`) is deliberately rough (the
+worst case of the iteration budget, about a factor 2) and cheap: it allocates
+nothing the size of the run.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+
+#: Seeds the run file can store (an HDF5 attribute of int64 or uint64).
+SEED_MAX = 2 ** 64 - 1
+#: Fraction of the available memory a run may plan to use.
+MEMORY_FRACTION = 0.8
+#: Bytes of one history value while training (a Python float in a list).
+_HISTORY_CELL = 32
+#: Per-unit arrays kept per time step and trial for BPTT (states, rates,
+#: adjoint, outputs/gradients); an LSTM keeps its gates too.
+_TRAJECTORY_ARRAYS = {"lstm": 12}
+_DEFAULT_TRAJECTORY_ARRAYS = 4
+_GIB = 2 ** 30
+
+
+# -- settings ---------------------------------------------------------------
+def _is_int(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
+
+
+def check_run_seed(seed) -> None:
+    """ConfigError unless ``seed`` is None or an integer the run file can store."""
+    if seed is None:
+        return
+    if not _is_int(seed) or not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"seed must be an integer in [0, 2**64 - 1] = [0, {SEED_MAX}] (what the run file "
+                          f"can store), got {seed!r}")
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is a real boolean; a ConfigError for ``"no"``, ``0``..."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be true or false (a boolean, not a string or number), got {value!r}")
+    return bool(value)
+
+
+def check_checkpoint_every(value) -> None:
+    """ConfigError unless ``value`` is None (no periodic checkpoints) or a positive integer."""
+    if value is None:
+        return
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"checkpoint_every must be a positive integer, got {value!r}; "
+                          "omit it for no checkpoints")
+
+
+def check_checkpoint_at(value) -> None:
+    """ConfigError unless ``value`` is None or a sequence of integers (the range is checked by the loop)."""
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"checkpoint_at must be a list of iterations, got {value!r}")
+    bad = [k for k in value if not _is_int(k)]
+    if bad:
+        raise ConfigError(f"checkpoint_at must list integer iterations, got {bad[0]!r}")
+
+
+def check_clip(value) -> None:
+    """ConfigError unless ``value`` is None or a number > 0."""
+    if value is None:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"clip must be a number > 0 or None, got {value!r}")
+    if not float(value) > 0:
+        raise ConfigError(f"clip must be > 0 or None, got {value!r}")
+
+
+def check_run_file(run_file) -> None:
+    """ConfigError unless a run file can be written at ``run_file`` (None: no file)."""
+    if run_file is None:
+        return
+    if isinstance(run_file, str) and not run_file.strip():
+        raise ConfigError("run_file is empty; give a path such as out/run.h5")
+    path = Path(run_file)
+    if path.is_dir():
+        raise ConfigError(f"run file {str(path)!r} is a folder; remove it or choose another output")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"run file {str(path)!r} exists and is not a regular file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"output folder {str(folder)!r} of run file {str(path)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {str(folder)!r} is not writable")
+
+
+def check_out_folder(out) -> Path:
+    """The command line's ``--out``: refuse an empty value, a path that is a
+    file, or one whose nearest existing folder is not writable. Returns it as a Path
+    (nothing is created)."""
+    if out is None or not str(out).strip():
+        raise ConfigError("--out is empty; give an output folder (use --out . for the current folder)")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists():
+        if not existing.is_dir():
+            raise ConfigError(f"cannot create output folder {str(out)!r}: {str(existing)!r} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"output folder {str(existing)!r} is not writable")
+    run_file = path / "run.h5"
+    if run_file.is_dir():
+        raise ConfigError(f"{str(run_file)!r} is a folder; remove it or choose another --out")
+    return path
+
+
+def check_model_settings(kind: str, settings: dict, where: str = "spec") -> None:
+    """ConfigError for a [model] value whose type does not match the model's
+    default (``g = "big"``, ``n_units = 1.5``, ``nonlinearity = 3``)."""
+    from .networks import MODELS
+
+    try:
+        cls = MODELS.get(kind)
+    except Exception:  # noqa: BLE001 - an unknown kind is reported by make_network
+        return
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in settings.items():
+        p = params.get(key)
+        if p is None:
+            continue  # unknown keys: make_network names the closest one
+        default = p.default
+        if key in ("n_units",):
+            ok = _is_int(value)
+            want = "an integer"
+        elif default is inspect.Parameter.empty or default is None:
+            continue
+        elif isinstance(default, bool):
+            ok, want = isinstance(value, (bool, np.bool_)), "true or false"
+        elif isinstance(default, (int, float)):
+            ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer,
+                                                                                  np.floating))
+            want = "a number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"model.{key} must be {want}, got {value!r} ({where})")
+
+
+def check_train_settings(network, task, *, iterations, batch_size, eval_batch_size, continue_after=0, lr=None,
+                         clip=None, early_stop=True, tcr_relative=False, checkpoint_every=None, checkpoint_at=(),
+                         seed=None, run_file=None, record=None, memory_test=None, local=False) -> None:
+    """Everything :func:`bioplastic.train` / ``train_local`` can check before work.
+
+    Types and ranges of the settings, the seed (what the run file stores), the
+    run file's place, and the memory estimate (:func:`check_fits`). Raises a
+    one-line ConfigError; returns None.
+    """
+    for name, v, zero in (("iterations", iterations, True), ("batch_size", batch_size, False),
+                          ("eval_batch_size", eval_batch_size, False), ("continue_after", continue_after, True)):
+        if not _is_int(v) or v < (0 if zero else 1):
+            raise ConfigError(f"{name} must be a {'non-negative' if zero else 'positive'} integer, got {v!r}")
+    if lr is not None and (isinstance(lr, (bool, np.bool_, str, bytes))
+                           or not isinstance(lr, (int, float, np.integer, np.floating))):
+        raise ConfigError(f"lr must be a number, got {lr!r}")
+    check_clip(clip)
+    check_bool("early_stop", early_stop)
+    check_bool("tcr_relative", tcr_relative)
+    check_checkpoint_every(checkpoint_every)
+    check_checkpoint_at(checkpoint_at)
+    check_run_seed(seed)
+    check_run_file(run_file)
+    parts = estimate_run_bytes(network, task, batch_size=batch_size, iterations=iterations,
+                               checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at,
+                               eval_batch_size=eval_batch_size, record=record, memory_test=memory_test,
+                               local=local, detail=True)
+    check_fits(parts)
+
+
+# -- memory -----------------------------------------------------------------
+def param_count(network) -> int:
+    """Number of parameter values of ``network`` (from its parameter shapes)."""
+    n = getattr(network, "n_params", None)
+    if _is_int(n):
+        return int(n)
+    return sum(math.prod(int(d) for d in shape) for shape in network.param_shapes().values())
+
+
+def _n_checkpoints(iterations, checkpoint_every, checkpoint_at, extra=()) -> int:
+    n = 1  # iteration 0
+    if checkpoint_every:
+        n = iterations // int(checkpoint_every) + 1
+    every = int(checkpoint_every) if checkpoint_every else 0
+    others = {int(k) for k in (*(checkpoint_at or ()), *extra)
+              if _is_int(k) and 0 < int(k) <= iterations and not (every and int(k) % every == 0)}
+    return n + len(others)
+
+
+def _trial_steps(task) -> int:
+    """Time steps of one trial (one trial sampled from a private generator, else ``n_steps``)."""
+    try:
+        return int(task.sample(1, np.random.default_rng(0)).T)
+    except Exception:  # noqa: BLE001 - a task that cannot sample here: use its setting
+        return int(getattr(task, "n_steps", 100))
+
+
+def estimate_run_bytes(network, task, *, batch_size, iterations, checkpoint_every, checkpoint_at,
+                       eval_batch_size, record=None, memory_test=None, local=False, detail=False):
+    """Rough peak memory of a training run, in bytes (worst case: the whole budget).
+
+    Counts the parameters (and optimiser moments, 3 copies), the kept
+    checkpoints (one parameter copy each), the trajectories of one training
+    batch ((T+1) x B x N x about 4 arrays for BPTT), the held-out evaluation
+    and memory-test batches (forward only), the history rows and recorded
+    activity. With ``detail`` returns a dict of the parts and ``total``.
+    """
+    itemsize = max(np.dtype(getattr(network, "dtype", None) or np.float64).itemsize, 8)
+    n_par = param_count(network)
+    param_bytes = n_par * itemsize
+    N = int(network.n_units)
+    T = _trial_steps(task)
+    arrays = _TRAJECTORY_ARRAYS.get(getattr(network, "kind", ""), _DEFAULT_TRAJECTORY_ARRAYS)
+
+    recording = None
+    if record is not None:
+        from .recording import make_recording
+
+        recording = make_recording(record)
+    extra = recording.extra_checkpoints() if recording is not None else ()
+    n_ckpt = _n_checkpoints(iterations, checkpoint_every, checkpoint_at, extra)
+
+    parts = {"parameters": 4 * param_bytes,  # params, gradients, two optimiser moments
+             "checkpoints": n_ckpt * param_bytes}
+    trajectories = (T + 1) * batch_size * N * arrays * itemsize
+    trajectories += (T + 1) * eval_batch_size * N * 2 * itemsize
+    if memory_test:
+        settings = memory_test if isinstance(memory_test, dict) else {}
+        factor = float(settings.get("factor", 10))
+        n_trials = int(settings.get("n_trials", 128))
+        trajectories += int(T * factor + 1) * n_trials * N * 2 * itemsize
+    parts["trajectories"] = trajectories
+    parts["history"] = (iterations + 1) * (11 if local else 9) * _HISTORY_CELL
+    if recording is not None:
+        n_rec = n_ckpt if recording.at == "checkpoints" else max(1, len(extra))
+        parts["recordings"] = n_rec * recording.n_trials * (T + 1) * N * len(recording.what) * itemsize
+    total = sum(parts.values())
+    if detail:
+        return {**parts, "total": total}
+    return total
+
+
+def available_bytes() -> int | None:
+    """Memory available to a new run: MemAvailable of /proc/meminfo, else the
+    physical memory from ``os.sysconf``; None when neither is known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n) -> str:
+    g = n / _GIB
+    return f"{g:.3g}" if g < 1000 else f"{g:,.0f}"
+
+
+def check_fits(bytes_needed, available=None) -> None:
+    """ConfigError when a run needing ``bytes_needed`` (a number, or the dict of
+    :func:`estimate_run_bytes` with ``detail=True``) exceeds
+    :data:`MEMORY_FRACTION` of ``available`` bytes (default: :func:`available_bytes`)."""
+    parts = bytes_needed if isinstance(bytes_needed, dict) else {"total": int(bytes_needed)}
+    total = parts["total"]
+    if available is None:
+        available = available_bytes()
+        if available is None:
+            return
+    if total <= MEMORY_FRACTION * available:
+        return
+    shown = ", ".join(f"{k} {_gib(parts[k])} GiB" for k in ("checkpoints", "trajectories") if k in parts)
+    advice = []
+    if parts.get("checkpoints", 0) + parts.get("history", 0) >= 0.3 * total:
+        advice.append("--iterations or the number of checkpoints (a larger --checkpoint-every)")
+    if parts.get("trajectories", 0) + parts.get("parameters", 0) + parts.get("recordings", 0) >= 0.3 * total:
+        advice.append("n_units, batch_size or eval_batch_size")
+    if not advice:
+        advice.append("n_units, batch_size, --iterations or the number of checkpoints")
+    raise ConfigError(f"this run needs about {_gib(total)} GiB{f' ({shown})' if shown else ''}, more than the "
+                      f"{_gib(available)} GiB available; reduce {' or '.join(advice)}")
