@@ -45,7 +45,10 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=Non
     """Run a protocol into ``out`` (default ``runs/<name>``); returns its predictions.
 
     ``workers`` (local processes) and ``scheduler`` (a Dask scheduler
-    address) choose where its jobs run (:mod:`bioplastic.backends`).
+    address) choose where its jobs run (:mod:`bioplastic.backends`). The
+    output folder is locked while the protocol runs
+    (:func:`bioplastic.io.lock.output_lock`): a second protocol into the same
+    folder is refused, naming the first.
     """
     from .backends import use_backend
 
@@ -58,7 +61,10 @@ def run_protocol(name_or_path, out=None, *, quick=False, seeds=None, workers=Non
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    with use_backend(workers=workers, scheduler=scheduler):
+    from .io.lock import output_lock
+
+    # One writer per output folder: two protocols into one folder would mix their run files.
+    with output_lock(out), use_backend(workers=workers, scheduler=scheduler):
         return module.main(out, quick=quick, seeds=seeds)
 
 

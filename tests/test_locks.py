@@ -165,3 +165,14 @@ def test_racing_takeovers_of_one_stale_lock_leave_one_writer(tmp_path):
     said = [out.split()[0] for out, _ in outputs]
     assert said.count("got") == 1 and said.count("refused") == 3, outputs
     assert not (folder / LOCK_NAME).exists()
+
+
+def test_a_protocol_refuses_a_folder_another_writer_holds(tmp_path, capsys):
+    from bioplastic.cli import main
+    from bioplastic.io.lock import output_lock
+
+    with output_lock(tmp_path, command="bioplastic run slow_dynamics"):
+        assert main(["run", "slow_dynamics", "--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pid {os.getpid()}" in err[0] and "bioplastic run slow_dynamics" in err[0]
+    assert not (tmp_path / "predictions.json").exists()
