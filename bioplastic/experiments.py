@@ -214,10 +214,91 @@ def run_slow_dynamics_job(job: dict) -> dict:
     return summary
 
 
+def run_local_job(job: dict) -> dict:
+    """Train one local-rule job and return a summary (for protocols and sweeps).
+
+    A job is a JSON-friendly dict::
+
+        {"name": "flipflop_eprop+tcr_stp_seed0", "seed": 0,
+         "model": {"kind": "lfrnn", "n_units": 32, "g": 3.0},
+         "task": {"name": "flipflop", "n_steps": 40},
+         "rule": "eprop+tcr_stp", "rule_settings": {"tcr_stp": {"eta_s": 0.02}},
+         "training": {"iterations": 400, "optimizer": "adam", "lr": 3e-3},
+         "run_file": "out/runs/flipflop_eprop+tcr_stp_seed0.h5"}
+
+    A run that diverges is summarised (status "diverged", ``diverged_at``)
+    rather than raised. When ``run_file`` exists with a final status the job
+    is not trained again: its summary comes from the file (``reused``
+    True); a run file left "running" by an interrupted protocol is resumed
+    from its last checkpoint (protocols resume).
+
+    Returns
+    -------
+    dict with ``name``, ``seed``, ``status``, the outcome
+    (:func:`~bioplastic.training.loop.run_outcome`: ``converged_at``,
+    ``final_accuracy``, ``memory_generalization``...), ``diverged_at``,
+    ``W_norm`` and the history arrays
+    (``iterations``, ``task_loss``, ``tcr_loss``, ``accuracy``,
+    ``alignment``, ``update_variance``, ``grad_norm``, ``lambda_tcr``).
+    """
+    from .errors import DivergenceError
+    from .io.runfile import read_run
+    from .networks import make_network
+    from .rules import get_rule
+    from .tasks import get_task
+    from .training.local import train_local
+    from .training.loop import run_outcome
+
+    from .training.resume import resume
+
+    run_file = Path(job["run_file"]) if job.get("run_file") else None
+    if run_file is not None and run_file.exists():
+        data = read_run(run_file, checkpoints=False)
+        if data.status != "running":
+            return {**_job_summary(job, data.history, data.status, run_outcome(data.attrs), data.params),
+                    "reused": True}
+        if data.resume is not None:  # interrupted after a checkpoint: continue it, bit for bit
+            try:
+                r = resume(run_file, progress=False)
+            except DivergenceError as exc:
+                r = exc.result
+            return {**_job_summary(job, r.history, r.status, r.outcome(), r.params), "reused": False}
+    task_cfg = dict(job["task"])
+    task = get_task(task_cfg.pop("name"), **task_cfg)
+    model = dict(job["model"])
+    net = make_network(model.pop("kind"), task.n_inputs, task.n_outputs, **model)
+    rule = get_rule(job["rule"], **job.get("rule_settings", {}))
+    try:
+        r = train_local(net, task, rule, seed=job["seed"], run_file=run_file, progress=False,
+                        extra_config={"job": job.get("name", "")}, **job.get("training", {}))
+    except DivergenceError as exc:
+        r = exc.result
+    return {**_job_summary(job, r.history, r.status, r.outcome(), r.params), "reused": False}
+
+
+def _job_summary(job, history, status, outcome, params):
+    its = np.asarray(history["iteration"])
+    W = params.get("W") if hasattr(params, "get") else None
+    return {
+        "name": job.get("name", ""), "seed": job["seed"], "status": str(status), **outcome,
+        "diverged_at": int(its[-1]) if str(status) == "diverged" and its.size else None,
+        "W_norm": None if W is None else _norm(W),
+        "iterations": its, **{c: np.asarray(history[c], dtype=float) for c in
+                              ("task_loss", "tcr_loss", "accuracy", "alignment", "update_variance",
+                               "grad_norm", "lambda_tcr")},
+        "run_file": job.get("run_file"),
+    }
+
+
+def _norm(a) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.linalg.norm(a))
+
+
 def run_local_analysis_job(job: dict) -> dict:
     """Train (or reuse) a local-rule run, then classify how it ended.
 
-    After :func:`bioplastic.training.local.run_local_job`, the final network
+    After :func:`run_local_job`, the final network
     of a run that did not diverge goes through
     :func:`bioplastic.analysis.collapse.collapse_report` (memories held,
     stable fixed points, distance to the trivial attractor), and the run is
@@ -239,8 +320,6 @@ def run_local_analysis_job(job: dict) -> dict:
     from .analysis.collapse import classify_outcome, collapse_report
     from .analysis.run_analysis import network_from_config, task_from_config
     from .io.runfile import read_run
-    from .training.local import run_local_job
-
     s = run_local_job(job)
     diverged = s["status"] == "diverged"
     data = read_run(job["run_file"], checkpoints=bool(job.get("fast_weights")))

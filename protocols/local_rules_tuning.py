@@ -28,7 +28,7 @@ from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_rec
                                  write_outputs)
 from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, median_summary, fmt_median
 from bioplastic.tasks import get_task
-from bioplastic.training.local import run_local_job
+from bioplastic.experiments import run_local_job
 
 FULL = {"seeds": 5, "budget": TUNING_BUDGET, "rules": ["node_perturbation", "eprop", "readout"], "every": 1,
         "long_budget": 10 * TUNING_BUDGET}
