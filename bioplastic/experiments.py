@@ -353,5 +353,7 @@ def _stp_setting(config: dict) -> tuple[float, float]:
 
     rule = rule_from_description(config["training"]["rule"])
     if rule.stp is None:
-        raise ValueError(f"rule {rule.name!r} has no TCR-STP part")
+        from .errors import ConfigError
+
+        raise ConfigError(f"rule {rule.name!r} has no TCR-STP part: no fast weights to measure")
     return rule.stp

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .seeding import check_seed
+from .validation import positive_int
 
-#: Seeds the run file can store (an HDF5 attribute of int64 or uint64).
-SEED_MAX = 2 ** 64 - 1
 #: Fraction of the available memory a run may plan to use.
 MEMORY_FRACTION = 0.8
 #: Bytes of one history value while training (a Python float in a list).
@@ -44,12 +44,10 @@ def _is_int(v) -> bool:
 
 
 def check_run_seed(seed) -> None:
-    """ConfigError unless ``seed`` is None or an integer the run file can store."""
-    if seed is None:
-        return
-    if not _is_int(seed) or not 0 <= int(seed) <= SEED_MAX:
-        raise ConfigError(f"seed must be an integer in [0, 2**64 - 1] = [0, {SEED_MAX}] (what the run file "
-                          f"can store), got {seed!r}")
+    """ConfigError unless ``seed`` is None or an integer the run file can store
+    (:func:`bioplastic.seeding.check_seed`, without drawing one)."""
+    if seed is not None:
+        check_seed(seed)
 
 
 def check_bool(name: str, value) -> bool:
@@ -177,8 +175,7 @@ def check_train_settings(network, task, *, iterations, batch_size, eval_batch_si
     """
     for name, v, zero in (("iterations", iterations, True), ("batch_size", batch_size, False),
                           ("eval_batch_size", eval_batch_size, False), ("continue_after", continue_after, True)):
-        if not _is_int(v) or v < (0 if zero else 1):
-            raise ConfigError(f"{name} must be a {'non-negative' if zero else 'positive'} integer, got {v!r}")
+        positive_int(name, v, allow_zero=zero)
     if lr is not None and (isinstance(lr, (bool, np.bool_, str, bytes))
                            or not isinstance(lr, (int, float, np.integer, np.floating))):
         raise ConfigError(f"lr must be a number, got {lr!r}")

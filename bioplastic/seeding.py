@@ -23,12 +23,17 @@ def draw_seed() -> int:
     return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
 
 
+#: Largest seed a run file can store (an HDF5 attribute of uint64).
+SEED_MAX = 2 ** 64 - 1
+
+
 def check_seed(seed) -> int:
-    """Return ``seed`` as a non-negative int, drawing one when ``None``."""
+    """Return ``seed`` as an int in [0, :data:`SEED_MAX`], drawing one when ``None``."""
     if seed is None:
         return draw_seed()
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed must be an integer in [0, 2**64 - 1] = [0, {SEED_MAX}] (what the run file "
+                          f"can store), got {seed!r}")
     return int(seed)
 
 

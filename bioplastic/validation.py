@@ -52,6 +52,15 @@ def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finit
     return arr
 
 
+def positive_int(name: str, value, allow_zero: bool = False) -> int:
+    """Return ``value`` as int, raising ConfigError unless an integer > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or \
+            value < (0 if allow_zero else 1):
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, "
+                          f"got {value!r}")
+    return int(value)
+
+
 def positive(name: str, value) -> float:
     """Return ``value`` as float, raising ConfigError unless finite and > 0."""
     if isinstance(value, (bool, np.bool_)):

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bioplastic.claims import fraction_effect, paired_mean_difference_effect, paired_speedup_effect
+from bioplastic.claims import fraction_effect, format_effect, paired_mean_difference_effect, paired_speedup_effect
 from bioplastic.experiments import run_local_analysis_job
 from bioplastic.local_study import FREEZE_IN, MODEL, TASKS, TCR_STP, TRAINING, TUNED
 from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
@@ -512,12 +512,6 @@ def _fmt_size(m: dict) -> str:
     return f"{m['median']:.1e} [{lo:.1e}, {hi:.1e}] (n={m['n']})"
 
 
-def _fmt_effect(e) -> str:
-    from bioplastic.claims import format_effect
-
-    return format_effect(e)
-
-
 def report(pred, s) -> str:
     R = pred["results"]
     L = ["# local_rules_tcr: TCR for bio-plausible learning, with controls; freeze-in; predictions", "",
@@ -542,7 +536,7 @@ def report(pred, s) -> str:
             o = d["outcomes"]
             sp = t["speedup_vs_alone"].get(c)
             L.append(f"| {c} | {fmt_fraction(o['solved'], d['n'])} | {o['collapsed']} | {o['diverged']} | "
-                     f"{fmt_censored(d['time_to_criterion'])} | {'' if sp is None else _fmt_effect(sp)} | "
+                     f"{fmt_censored(d['time_to_criterion'])} | {'' if sp is None else format_effect(sp)} | "
                      f"{fmt_median(d['memory_generalization'], 2)}; {d['memory_passes']} | "
                      f"{fmt_median(d['n_stable'])} | {fmt_median(d['memories_held'])} | "
                      f"{fmt_median(d['alignment_with_bptt'], 2)} |")
@@ -569,20 +563,20 @@ def report(pred, s) -> str:
           f"e-prop + TCR-STP on the flip-flop. The search phase was detected (plateau then drop) in "
           f"{pr['search_phase_detected']} of {pr['n_seeds']} unblocked runs; K per seed (drop, else sustained "
           f"criterion): {pr['K']}.", "",
-          f"- Blocking STP during the search phase: {_fmt_effect(P['blocking_stp_during_search']['effect'])} "
+          f"- Blocking STP during the search phase: {format_effect(P['blocking_stp_during_search']['effect'])} "
           f"iterations (blocked runs solved: {pr['blocked during search']['solved_blocked']} of "
           f"{len(pr['blocked during search']['seeds'])}).",
-          f"- Blocking STP after the search phase: {_fmt_effect(P['blocking_stp_after_search']['effect'])} "
+          f"- Blocking STP after the search phase: {format_effect(P['blocking_stp_after_search']['effect'])} "
           f"iterations (solved: {pr['blocked after search']['solved_blocked']} of "
           f"{len(pr['blocked after search']['seeds'])}).",
           f"- tau_s: fastest {P['tau_s_fastest_range']['fastest']}, range {P['tau_s_fastest_range']['range']} "
           "(" + ", ".join(f"{t}: {fmt_censored(m)}" for t, m in pr["tau_s"].items()) + ").",
           f"- Fast-weight size |S|/|W|: during {fmt_median(P['fast_weight_size']['during'], 4)}, after "
           f"{fmt_median(P['fast_weight_size']['after'], 4)}; after - during "
-          f"{_fmt_effect(P['fast_weight_size']['after_minus_during'])}.",
+          f"{format_effect(P['fast_weight_size']['after_minus_during'])}.",
           f"- Fast-weight sign index: during {fmt_median(P['fast_weight_sign']['during'], 3)}, after "
           f"{fmt_median(P['fast_weight_sign']['after'], 3)}; after - during "
-          f"{_fmt_effect(P['fast_weight_sign']['after_minus_during'])}.", "",
+          f"{format_effect(P['fast_weight_sign']['after_minus_during'])}.", "",
           "![predictions](predictions.png)", "", wall_time_line(pred)]
     return "\n".join(L) + "\n"
 

@@ -51,8 +51,9 @@ def grid_with_batches(np_best=None) -> dict:
 def make_jobs(out: Path, s: dict, grid: dict, rules, start=0) -> list[dict]:
     jobs = []
     for rule in rules:
+        n_stage1 = len(tuning_grid()[rule])  # the quick setting thins stage 1 only
         for i, (settings, training) in enumerate(grid[rule]):
-            if i < start or (i % s["every"] and i < len(tuning_grid()[rule])):
+            if i < start or (i % s["every"] and i < n_stage1):
                 continue
             for seed in range(s["seeds"]):
                 name = f"{rule}_{i:02d}_s{seed}"

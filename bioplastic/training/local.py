@@ -27,12 +27,13 @@ from ..errors import ConfigError, DivergenceError
 from ..io.runfile import encode_state
 from ..networks.base import Network
 from ..preflight import check_train_settings
+from ..validation import positive_int
 from ..seeding import STREAMS, check_seed, make_streams
 from ..tasks.base import Task
 from .criteria import make_criterion
 from .evaluation import memory_test_settings
 from .monitor import HeldOutMonitor
-from .loop import HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, _positive_int, check_network_and_task
+from .loop import HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_network_and_task
 from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
 from .schedules import Constant, make_schedule
 
@@ -116,13 +117,12 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         raise ConfigError(f"rule {rule.name!r} modifies no parameter of this {network.kind!r} network "
                           "(tcr_stp alone only changes the dynamics: compose it with a task rule, "
                           "e.g. 'eprop+tcr_stp')")
-    iterations = _positive_int("iterations", iterations, allow_zero=True)
-    batch_size = _positive_int("batch_size", batch_size)
-    eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
-    diagnostics_every = 0 if diagnostics_every is None else _positive_int(
+    # (iterations, batch sizes and continue_after checked above; as ints)
+    iterations, batch_size, eval_batch_size, continue_after = map(int, (iterations, batch_size, eval_batch_size,
+                                                                       continue_after))
+    diagnostics_every = 0 if diagnostics_every is None else positive_int(
         "diagnostics_every", diagnostics_every, allow_zero=True)
-    diagnostic_splits = _positive_int("diagnostic_splits", diagnostic_splits)
-    continue_after = _positive_int("continue_after", continue_after, allow_zero=True)
+    diagnostic_splits = positive_int("diagnostic_splits", diagnostic_splits)
     success = make_criterion(criterion, task)
     memory = memory_test_settings(memory_test)
     seed = check_seed(seed)
@@ -136,8 +136,6 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         raise ConfigError(f"lambda_tcr scales the TCR-STP strength, but rule {rule.name!r} has no 'tcr_stp' "
                           f"part; use e.g. '{rule.name}+tcr_stp'")
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
-    if clip is not None and not float(clip) > 0:
-        raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
     params = network.init_params(streams["init"]) if params is None else network.check_params(params)
     ckpt_ks = _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at)
     run_file = None if run_file is None else Path(run_file)

@@ -242,10 +242,9 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                          lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
                          tcr_relative=tcr_relative, checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at,
                          seed=seed, run_file=run_file, record=record, memory_test=memory_test)
-    iterations = _positive_int("iterations", iterations, allow_zero=True)
-    batch_size = _positive_int("batch_size", batch_size)
-    eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
-    continue_after = _positive_int("continue_after", continue_after, allow_zero=True)
+    # (checked above; as ints)
+    iterations, batch_size, eval_batch_size, continue_after = map(int, (iterations, batch_size, eval_batch_size,
+                                                                       continue_after))
     seed = check_seed(seed)
     streams = make_streams(seed)
     schedule = make_schedule(lambda_tcr)
@@ -253,8 +252,6 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     memory = memory_test_settings(memory_test)
     tcr_epoch = resolve_tcr_epoch(tcr_epoch, task)
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
-    if clip is not None and not float(clip) > 0:
-        raise ConfigError(f"clip must be > 0 or None, got {clip!r}")
     params = network.init_params(streams["init"]) if params is None else network.check_params(params)
     recording = make_recording(record)
     if recording is not None:
@@ -401,7 +398,3 @@ def check_network_and_task(network, task) -> None:
                           f"{task.name!r} needs {task.n_inputs} / {task.n_outputs}")
 
 
-def _positive_int(name, v, allow_zero=False):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if allow_zero else 1):
-        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
-    return int(v)
