@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
+from .validation import expect_shape
 
 #: What every model can record. Model extras (``Trajectory.extra``) may add more.
 RECORDABLE = ("states", "rates", "inputs", "targets", "outputs")
@@ -90,7 +91,19 @@ def record(network, params, batch, what, noise=None) -> dict:
     Returns a dict name -> array, time-first: states/rates (T+1, B, N),
     outputs (T, B, O), inputs (T, B, I), targets (T, B, O), extras as the
     model gives them.
+
+    Raises
+    ------
+    ShapeError
+        If the batch does not fit the network (the recorded targets must
+        line up with the outputs) or ``noise`` the batch.
     """
+    if not hasattr(batch, "inputs") or not hasattr(batch, "targets"):
+        raise ShapeError(f"batch must be a TaskBatch (inputs, targets), got {type(batch).__name__}")
+    T, B = expect_shape("batch.inputs", batch.inputs, (None, None, network.n_inputs),
+                        f"(T, B, n_inputs) of this {network.kind}")[:2]
+    expect_shape("batch.targets", batch.targets, (T, B, network.n_outputs),
+                 f"(T, B, n_outputs) of the inputs and this {network.kind}")
     traj = network.forward(params, batch.inputs, noise=noise)
     available = {"states": traj.states, "rates": traj.rates, "outputs": traj.outputs,
                  "inputs": batch.inputs, "targets": batch.targets, **traj.extra}

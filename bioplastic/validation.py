@@ -29,11 +29,54 @@ def count_non_finite(arr: np.ndarray) -> int:
     return int(_count_non_finite(np.ascontiguousarray(arr).reshape(-1)))
 
 
-def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finite=True):
+def shape_text(shape) -> str:
+    """``(3, ?, 2)``: a shape with ``?`` for free (``None``) dimensions."""
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def shape_error(name: str, shape, got, what: str | None = None) -> ShapeError:
+    """The one-line ShapeError of a misshaped argument, e.g. ``targets must have
+    shape (100, 8, 3), got (100, 8, 2): (T, B, n_outputs) of the outputs``."""
+    return ShapeError(f"{name} must have shape {shape_text(shape)}, got {tuple(got)}"
+                      + ("" if what is None else f": {what}"))
+
+
+def matches(got, shape) -> bool:
+    """Whether the tuple ``got`` fits ``shape`` (``None`` entries: any size)."""
+    return len(got) == len(shape) and all(s is None or s == g for s, g in zip(shape, got))
+
+
+def expect_shape(name: str, array, shape, what: str | None = None) -> tuple:
+    """Return the shape of ``array``, raising :func:`shape_error` unless it fits ``shape``.
+
+    ``shape`` may hold ``None`` for free dimensions; ``what`` says where the
+    expected sizes come from (e.g. ``"(T, B, n_outputs) of the outputs"``).
+    No copy, no cast and no scan of the values (a few hundred ns): for
+    checking arrays against each other on hot paths before a kernel indexes
+    one by another's sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expect_shape("x0", np.zeros((4, 3)), (4, None))
+    (4, 3)
+    >>> expect_shape("x0", np.zeros((5, 3)), (4, 3), "(B, N)")
+    Traceback (most recent call last):
+    ...
+    bioplastic.errors.ShapeError: x0 must have shape (4, 3), got (5, 3): (B, N)
+    """
+    got = array.shape if isinstance(array, np.ndarray) else np.shape(array)
+    if not matches(got, shape):
+        raise shape_error(name, shape, got, what)
+    return got
+
+
+def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finite=True, what=None):
     """Return ``value`` as a C-contiguous array of ``dtype``, checked.
 
-    ``shape`` may hold ``None`` for free dimensions. Raises ShapeError naming
-    ``name`` on a wrong number of dimensions, wrong shape or non-finite entries.
+    ``shape`` may hold ``None`` for free dimensions; ``what`` describes it in
+    the message (see :func:`expect_shape`). Raises ShapeError naming ``name``
+    on a wrong number of dimensions, wrong shape or non-finite entries.
     """
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
@@ -41,10 +84,8 @@ def as_array(name: str, value, dtype, ndim: int | None = None, shape=None, finit
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if ndim is not None and arr.ndim != ndim:
         raise ShapeError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
-    if shape is not None:
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-            raise ShapeError(f"{name} must have shape {want}, got {arr.shape}")
+    if shape is not None and not matches(arr.shape, shape):
+        raise shape_error(name, shape, arr.shape, what)
     if finite:
         bad = count_non_finite(arr)
         if bad:

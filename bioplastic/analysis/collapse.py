@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..tasks.base import integer
-from ..validation import positive
+from ..validation import expect_shape, positive
 from .fixed_points import find_fixed_points
 from .maps import autonomous_map, trajectory_states
 
@@ -113,7 +113,7 @@ def greedy_clusters(X, radius) -> tuple[np.ndarray, np.ndarray]:
     centres : (C,) int, row index of each cluster's centre
     """
     X = np.asarray(X, dtype=np.float64)
-    K = X.shape[0]
+    K = expect_shape("X", X, (None, None), "(K, D)")[0]
     # Differences, not |x|^2 + |y|^2 - 2 x.y: far from the origin that form cancels
     # catastrophically and could leave a point farther than ``radius`` from itself.
     d2 = np.sum((X[:, None, :] - X[None, :, :]) ** 2, axis=2)

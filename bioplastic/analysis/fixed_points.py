@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..networks.base import Network
+from ..validation import expect_shape
 from .maps import StateMap, autonomous_map
 
 #: Stability labels; their index is the code stored in files.
@@ -68,6 +69,14 @@ class FixedPoints:
     is_fixed: np.ndarray
     eps: float = 1e-6
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # the arrays are indexed by one another (labels, subsets, matching): one K, one D
+        K, D = expect_shape("FixedPoints.states", self.states, (None, None), "(K, D)")
+        expect_shape("FixedPoints.q", self.q, (K,), "(K,) of the states")
+        expect_shape("FixedPoints.is_fixed", self.is_fixed, (K,), "(K,) of the states")
+        if K or np.size(self.eigenvalues):
+            expect_shape("FixedPoints.eigenvalues", self.eigenvalues, (K, D), "(K, D) of the states")
 
     def __len__(self):
         return self.states.shape[0]
@@ -121,6 +130,7 @@ class FixedPoints:
     def subset(self, mask) -> "FixedPoints":
         """The points where ``mask`` is true."""
         mask = np.asarray(mask, dtype=bool)
+        expect_shape("mask", mask, (len(self),), "(K,) of the points")
         return FixedPoints(self.states[mask], self.q[mask], self.eigenvalues[mask], self.is_fixed[mask],
                            self.eps, dict(self.info))
 

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShapeError
+from ..validation import expect_shape
 from .fixed_points import FixedPoints
 
 
@@ -63,6 +64,8 @@ def match_fixed_points(P: FixedPoints, Q: FixedPoints, scale: float, cutoff: flo
     """
     if not np.isfinite(scale) or scale <= 0:
         raise ConfigError(f"scale must be positive, got {scale!r}")
+    # NumPy would broadcast a D = 1 set against the other
+    expect_shape("Q.states", Q.states, (None, P.states.shape[1]), "(K, D) of P.states")
     p, q = P.fixed(), Q.fixed()
     m, n = len(p), len(q)
     if m == 0 and n == 0:
@@ -185,6 +188,8 @@ def gr_events(fixed_points: dict, scales, *, z: float = 3.0, min_distance: float
 def state_spread(states) -> float:
     """s = sqrt(total variance) of visited states (..., D); 1.0 if they do not vary."""
     X = np.asarray(states, dtype=np.float64)
+    if X.ndim < 2:
+        raise ShapeError(f"states must have shape (..., D), got {X.shape}")
     X = X.reshape(-1, X.shape[-1])
     s = float(np.sqrt(X.var(axis=0).sum()))
     return s if s > 0 and np.isfinite(s) else 1.0

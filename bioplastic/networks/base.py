@@ -16,7 +16,7 @@ import numpy as np
 from .. import config
 from ..kernels.linalg import dot_
 from ..errors import ConfigError, ShapeError
-from ..validation import as_array, positive
+from ..validation import as_array, expect_shape, positive
 
 
 @dataclass
@@ -230,11 +230,54 @@ class Network(ABC):
         extra = [k for k in params if k not in shapes]
         if missing or extra:
             raise ShapeError(f"{self.kind} params: missing {missing}, unexpected {extra}")
-        arrays = {k: as_array(f"params[{k!r}]", params[k], self.dtype, shape=shapes[k], finite=finite)
+        # where a shape comes from is worked out only for a misshaped array (this runs per call)
+        arrays = {k: as_array(f"params[{k!r}]", params[k], self.dtype, shape=shapes[k], finite=finite,
+                              what=None if getattr(params[k], "shape", None) == shapes[k] else self.param_what(k))
                   for k in shapes}
         constraints = getattr(params, "constraints", {})
         trainable = getattr(params, "trainable", self.trainable)
         return Params(arrays, constraints, trainable)
+
+    def check_param_shapes(self, params) -> None:
+        """Raise the ShapeError of :meth:`check_params` for a missing, extra or
+        misshaped array, without casting or scanning values (a few us: for
+        entries that hand parameters on to other checked code or to kernels
+        that cast them, e.g. the local rules' context)."""
+        if not isinstance(params, dict):
+            raise ShapeError(f"params must be a mapping of arrays, got {type(params).__name__}")
+        shapes = self.param_shapes()
+        if len(params) != len(shapes) or any(k not in params for k in shapes):
+            self.check_params(params, finite=False)  # names what is missing or unexpected
+        for k, shape in shapes.items():
+            if np.shape(params[k]) != shape:  # the message only on failure: this runs per update
+                expect_shape(f"params[{k!r}]", params[k], shape, self.param_what(k))
+
+    def param_what(self, name: str) -> str:
+        """How the shape of parameter ``name`` follows from the sizes, e.g.
+        ``(4N, I) of this lstm`` (for error messages; worked out once per set of sizes)."""
+        key = (self.n_units, self.n_inputs, self.n_outputs)
+        cached = self.__dict__.get("_param_what")
+        if cached is None or cached[0] != key:
+            cached = self._param_what = (key, self._symbolic_param_shapes())
+        return cached[1][name]
+
+    def _symbolic_param_shapes(self) -> dict:
+        """``param_shapes`` with N, I and O as symbols: evaluated at three
+        distinct primes, each dimension read back as a multiple of one."""
+        import copy
+
+        symbols = {1009: "N", 1013: "I", 1019: "O"}
+        probe = copy.copy(self)
+        probe.n_units, probe.n_inputs, probe.n_outputs = symbols
+
+        def dim(d):
+            for prime, sym in symbols.items():
+                if d % prime == 0:
+                    return sym if d == prime else f"{d // prime}{sym}"
+            return str(d)
+
+        return {k: "(" + ", ".join(dim(d) for d in shape) + ("," if len(shape) == 1 else "") + f") of this {self.kind}"
+                for k, shape in probe.param_shapes().items()}
 
     def raise_non_finite(self, params):
         """Raise the ShapeError of :meth:`check_params` for the array that is
@@ -245,7 +288,14 @@ class Network(ABC):
 
     # -- dynamics ---------------------------------------------------------
     def check_inputs(self, inputs) -> np.ndarray:
-        return as_array("inputs", inputs, self.dtype, shape=(None, None, self.n_inputs))
+        """``inputs`` (T, B, I) cast to this network's dtype, checked (ShapeError)."""
+        return as_array("inputs", inputs, self.dtype, shape=(None, None, self.n_inputs),
+                        what="(T, B, n_inputs)")
+
+    def check_epoch_mask(self, epoch_mask, T: int, B: int) -> None:
+        """ShapeError unless ``epoch_mask`` is None or (T, B) like the inputs."""
+        if epoch_mask is not None:
+            expect_shape("epoch_mask", epoch_mask, (T, B), "(T, B) of the inputs")
 
     def draw_noise(self, rng: np.random.Generator, n_steps: int, batch_size: int):
         """Standard-normal private noise (T, B, N), or None when noise_std == 0."""
@@ -273,8 +323,10 @@ class Network(ABC):
         inputs = self.check_inputs(inputs)
         T, B, _ = inputs.shape
         if noise is not None:
-            noise = as_array("noise", noise, self.dtype, shape=(T, B, self.n_units))
-        x0 = self.initial_state(B) if x0 is None else as_array("x0", x0, self.dtype, shape=(B, self.n_units))
+            noise = as_array("noise", noise, self.dtype, shape=(T, B, self.n_units),
+                             what="(T, B, n_units) of the inputs")
+        x0 = self.initial_state(B) if x0 is None else as_array("x0", x0, self.dtype, shape=(B, self.n_units),
+                                                                what="(B, n_units) of the inputs")
         return self._forward(params, inputs, noise, x0)
 
     def backward(self, params, traj: Trajectory, inputs, d_outputs, d_rates=None, d_states=None) -> dict:
@@ -296,9 +348,11 @@ class Network(ABC):
         T, B, _ = inputs.shape
         traj = self.check_trajectory(traj, T, B)
         shape = (T + 1, B, self.n_rates)
-        d_rates = None if d_rates is None else as_array("d_rates", d_rates, self.dtype, shape=shape)
+        d_rates = None if d_rates is None else as_array("d_rates", d_rates, self.dtype, shape=shape,
+                                                        what="(T+1, B, n_rates) of the inputs")
         d_states = None if d_states is None else as_array(
-            "d_states", d_states, self.dtype, shape=(T + 1, B, traj.states.shape[2]))
+            "d_states", d_states, self.dtype, shape=(T + 1, B, traj.states.shape[2]),
+            what="(T+1, B, state size) of the inputs")
         return self._backward(params, traj, inputs, d_outputs, d_rates, d_states)
 
     def trajectory_shapes(self, T: int, B: int) -> dict:
@@ -338,7 +392,8 @@ class Network(ABC):
         params = self.check_params(params)
         inputs = self.check_inputs(inputs)
         T, B, _ = inputs.shape
-        return params, inputs, as_array("d_outputs", d_outputs, self.dtype, shape=(T, B, self.n_outputs))
+        return params, inputs, as_array("d_outputs", d_outputs, self.dtype, shape=(T, B, self.n_outputs),
+                                        what="(T, B, n_outputs) of the inputs")
 
     def backward_with_tcr(self, params, traj: Trajectory, inputs, d_outputs, lambda_tcr, *, tcr_on="rates",
                           epoch_mask=None) -> tuple[dict, float]:
@@ -363,11 +418,17 @@ class Network(ABC):
         from ..training.loss import tcr_loss  # the training package imports this one
 
         check_tcr_on(tcr_on)
-        traj = self.check_trajectory(traj, *self.check_inputs(inputs).shape[:2])
+        # every array checked against the others before the TCR and adjoint kernels run
+        params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
+        T, B, _ = inputs.shape
+        traj = self.check_trajectory(traj, T, B)
+        self.check_epoch_mask(epoch_mask, T, B)
         act = traj.rates if tcr_on == "rates" else traj.states
         l_tcr, d_act = tcr_loss(act, epoch_mask, grad_scale=lambda_tcr, need_grad=bool(lambda_tcr))
-        grads = self.backward(params, traj, inputs, d_outputs, d_rates=d_act if tcr_on == "rates" else None,
-                              d_states=d_act if tcr_on == "states" else None)
+        if d_act is not None:  # a diverged trajectory: the ShapeError that backward gives
+            d_act = as_array(f"d_{tcr_on}", d_act, self.dtype)
+        grads = self._backward(params, traj, inputs, d_outputs, d_act if tcr_on == "rates" else None,
+                               d_act if tcr_on == "states" else None)
         return grads, l_tcr
 
 

@@ -12,6 +12,7 @@ from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.panels import adjoint_panels, pack_forward
 from ..kernels.threads import n_blocks, run_blocks
+from ..validation import expect_shape
 from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 
 #: (0, 0) epoch weights standing for "all ones" in the kernels.
@@ -127,13 +128,28 @@ class LFRNN(Network):
         ``_forward`` passes the standard-normal noise with scale
         sqrt(alpha) sigma; node perturbation passes its current perturbation p
         (and the scaled noise) with scale alpha, since p enters as
-        ``alpha (r W^T + u W_in^T + b + p)``. Arguments are not checked here,
-        except that non-finite parameters raise ShapeError (found while
-        packing them: every array of ``param_names`` reaches the panels,
-        through ``recurrent_weights`` in a subclass).
+        ``alpha (r W^T + u W_in^T + b + p)``. Shapes are checked against each
+        other (ShapeError), values are not, except that non-finite parameters
+        raise ShapeError (found while packing them: every array of
+        ``param_names`` reaches the panels, through ``recurrent_weights`` in a
+        subclass).
+
+        Parameters
+        ----------
+        params : Params, of this network's shapes
+        inputs : (T, B, I) array
+        additive : (T, B, N) array or None
+        scale : float
+        x0 : (B, N) initial state
         """
-        T, B, _ = inputs.shape
+        # shapes only (a few us): _forward hands these on from forward's checks
+        self.check_param_shapes(params)
+        T, B, _ = expect_shape("inputs", inputs, (None, None, self.n_inputs), "(T, B, n_inputs)")
         N = self.n_units
+        if additive is not None:
+            expect_shape("additive", additive, (T, B, N), "(T, B, n_units) of the inputs")
+        expect_shape("x0", x0, (B, N), "(B, n_units) of the inputs")
+        x0 = np.ascontiguousarray(x0, dtype=self.dtype)  # the kernel's type (a no-op from forward)
         dt = self.dtype.type
         W = self.recurrent_weights(params)
         noise_k = empty3(self.dtype) if additive is None else np.ascontiguousarray(additive, dtype=self.dtype)
@@ -158,6 +174,7 @@ class LFRNN(Network):
         check_tcr_on(tcr_on)
         params, inputs, d_outputs = self.check_backward_args(params, inputs, d_outputs)
         traj = self.check_trajectory(traj, *inputs.shape[:2])
+        self.check_epoch_mask(epoch_mask, *inputs.shape[:2])
         weights, n = tcr_weights(traj.states.shape, epoch_mask, self.dtype)
         tcr = (1 if tcr_on == "rates" else 2, weights, self.dtype.type(2.0 * float(lambda_tcr) / n))
         grads, tcr_sum = self._adjoint(params, traj, inputs, d_outputs, None, None, tcr)

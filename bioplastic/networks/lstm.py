@@ -124,9 +124,10 @@ class LSTM(Network):
         inputs = self.check_inputs(inputs)
         T, B, _ = inputs.shape
         if noise is not None:
-            noise = as_array("noise", noise, self.dtype, shape=(T, B, self.n_units))
+            noise = as_array("noise", noise, self.dtype, shape=(T, B, self.n_units),
+                             what="(T, B, n_units) of the inputs")
         x0 = self.initial_state(B) if x0 is None else as_array(
-            "x0 (LSTM: [h0, c0])", x0, self.dtype, shape=(B, 2 * self.n_units))
+            "x0 (LSTM: [h0, c0])", x0, self.dtype, shape=(B, 2 * self.n_units), what="(B, 2 n_units) of the inputs")
         return self._forward(params, inputs, noise, x0)
 
     def _forward(self, params, inputs, noise, x0):

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShapeError
+from ..validation import expect_shape
 from .base import SIGNALS, NonFiniteRewardError
 from .models import readout_activity, simulate
 
@@ -28,6 +29,8 @@ def stp_kernel_args(stp, dt) -> tuple[float, float] | None:
     """(eta_s, tau_s) -> (eta_s, decay_s = 1 - dt / tau_s) for the kernels."""
     if stp is None:
         return None
+    if not isinstance(stp, (tuple, list)) or len(stp) != 2:
+        raise ConfigError(f"stp must be None or (eta_s, tau_s), got {stp!r}")
     eta_s, tau_s = stp
     return float(eta_s), (1.0 if math.isinf(tau_s) else 1.0 - dt / float(tau_s))
 
@@ -45,9 +48,17 @@ class Context:
         this effective strength (SPEC 4)
     rng : numpy.random.Generator, the rules' stream (default: seeded 0)
     iteration : int, training iteration (for messages and schedules)
+
+    Raises
+    ------
+    ShapeError
+        If the parameters, the batch's inputs, targets and loss mask or the
+        noise do not fit the network and each other (checked here, once, so
+        that no rule kernel reads one array by another's sizes).
     """
 
     def __init__(self, network, params, batch, *, noise=None, stp=None, rng=None, iteration=0):
+        check_context_args(network, params, batch, noise)
         self.network = network
         self.params = params
         self.batch = batch
@@ -89,8 +100,14 @@ class Context:
             if v is not None:
                 self._cache.setdefault(k, v)
 
+    def check_outputs(self, outputs) -> None:
+        """ShapeError unless ``outputs`` is (T, B, O) like the batch's targets
+        (NumPy would broadcast a (1, B, O) or (T, 1, O) array silently)."""
+        expect_shape("outputs", outputs, self.targets.shape, "(T, B, n_outputs) of the batch's targets")
+
     def trial_losses(self, outputs) -> np.ndarray:
         """Per-trial task loss (B,), summing to the batch's masked MSE."""
+        self.check_outputs(outputs)
         with np.errstate(over="ignore", invalid="ignore"):
             err = (np.asarray(outputs) - self.targets) * self.mask
             return np.sum(err * err, axis=(0, 2)) / self.n_scored
@@ -100,8 +117,10 @@ class Context:
 
     def error(self, outputs=None) -> np.ndarray:
         """dL/dy (T, B, O) of the masked mean squared error."""
-        y = self.outputs() if outputs is None else outputs
-        return self.cmask * (y - self.targets)
+        if outputs is None:
+            return self.cmask * (self.outputs() - self.targets)
+        self.check_outputs(outputs)
+        return self.cmask * (outputs - self.targets)
 
     def activity(self) -> float:
         """Mean squared change of the rates per step (the TCR measure, SPEC 4)."""
@@ -233,6 +252,23 @@ class RuleView:
 
     def offer(self, **signals) -> None:
         self._ctx.offer(**signals)
+
+
+def check_context_args(network, params, batch, noise) -> None:
+    """ShapeError unless the parameters, the batch and the noise of a
+    :class:`Context` fit ``network`` and each other: the rule kernels index
+    them all by the inputs' (T, B) and the network's (N, I, O)."""
+    network.check_param_shapes(params)
+    for name in ("inputs", "targets", "loss_mask"):
+        if not hasattr(batch, name):
+            raise ShapeError(f"batch must be a TaskBatch (inputs, targets, loss_mask), got {type(batch).__name__}")
+    T, B, _ = expect_shape("batch.inputs", batch.inputs, (None, None, network.n_inputs),
+                           f"(T, B, n_inputs) of this {network.kind}")
+    for name in ("targets", "loss_mask"):
+        expect_shape(f"batch.{name}", getattr(batch, name), (T, B, network.n_outputs),
+                     f"(T, B, n_outputs) of the inputs and this {network.kind}")
+    if noise is not None:
+        expect_shape("noise", noise, (T, B, network.n_units), "(T, B, n_units) of the batch's inputs")
 
 
 def check_reward(R, iteration=None) -> None:

@@ -24,9 +24,11 @@ import copy
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..tasks.base import TaskBatch
 from ..training.objective import loss_and_grads
-from .context import Context
+from ..validation import expect_shape
+from .context import Context, check_context_args
 
 
 def descent_direction(update) -> dict:
@@ -54,6 +56,11 @@ def bptt_alignment(network, params, batch, noise, direction: dict) -> float:
     names = [k for k in direction]
     if not names:
         return float("nan")
+    shapes = network.param_shapes()
+    for k in names:  # a flattened mismatch would pair entries of different synapses
+        if k not in shapes:
+            raise ShapeError(f"direction[{k!r}]: a {network.kind} network has no parameter {k!r}")
+        expect_shape(f"direction[{k!r}]", direction[k], shapes[k], f"the shape of params[{k!r}]")
     ev = loss_and_grads(network, params, batch, noise=noise)
     return cosine(flat(direction, names), flat(ev.grads, names))
 
@@ -76,6 +83,7 @@ def update_variance(rule, state, targets, network, params, batch, noise, stp, rn
     Each sub-batch update is rescaled by the fraction of scored entries it
     holds, so that the parts' mean estimates the full-batch update.
     """
+    check_context_args(network, params, batch, noise)  # noise is split by trials below
     B = batch.batch_size
     if splits < 2 or B < splits:
         return float("nan")

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShapeError
 from ..kernels.activations import PHI_CODES
 from ..kernels.stp import leaky_stp_forward
 from ..networks.base import Trajectory, readout
+from ..validation import as_array, expect_shape
 
 #: Model kinds with a leaky form.
 LEAKY_KINDS = ("lfrnn", "rank1", "plrnn")
@@ -60,8 +61,9 @@ def check_leaky(network, who: str) -> None:
 
 
 def leaky_form(network, params) -> LeakyForm:
-    """Express ``params`` of ``network`` in the leaky form."""
+    """Express ``params`` of ``network`` in the leaky form (ShapeError for misshaped ``params``)."""
     check_leaky(network, "this rule")
+    network.check_param_shapes(params)
     N = network.n_units
     dt = network.dtype
     if network.kind == "plrnn":
@@ -97,9 +99,17 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
     -------
     Trajectory; with STP, ``extra["S_end"]`` holds the fast weights (B, N, N)
     after the last step.
+
+    Raises
+    ------
+    ShapeError
+        If an array does not fit the network's sizes or the inputs' (T, B).
     """
     if stp is None and current is None and out_perturbation is None:
         return network.forward(params, inputs, noise=noise, x0=x0)
+    params, inputs, x0 = check_simulate_args(network, params, inputs, noise, current, out_perturbation, x0)
+    if stp is not None and (not isinstance(stp, (tuple, list)) or len(stp) != 2):
+        raise ConfigError(f"stp must be None or (eta_s, decay_s), got {stp!r}")
     if stp is None and hasattr(network, "run_with_additive"):
         return _perturbed_lfrnn(network, params, inputs, noise, current, out_perturbation, x0)
     f = leaky_form(network, params)
@@ -120,6 +130,23 @@ def simulate(network, params, inputs, noise=None, *, stp=None, current=None, out
         y = y + out_perturbation
     extra = {} if S_end is None else {"S_end": S_end}
     return Trajectory(xs, rs, y, extra)
+
+
+def check_simulate_args(network, params, inputs, noise, current, out_perturbation, x0):
+    """(params, inputs, x0) of :func:`simulate` cast to the network's dtype,
+    with every array checked against the network's sizes and the inputs' (T, B)."""
+    params = network.check_params(params, finite=False)  # the kernels find non-finite weights
+    inputs = network.check_inputs(inputs)
+    T, B, _ = inputs.shape
+    N, O = network.n_units, network.n_outputs
+    for name, arr, shape, what in (("noise", noise, (T, B, N), "(T, B, n_units)"),
+                                   ("current", current, (T, B, N), "(T, B, n_units)"),
+                                   ("out_perturbation", out_perturbation, (T, B, O), "(T, B, n_outputs)")):
+        if arr is not None:
+            expect_shape(name, arr, shape, what + " of the inputs")
+    if x0 is not None:
+        x0 = as_array("x0", x0, network.dtype, shape=(B, N), what="(B, n_units) of the inputs")
+    return params, inputs, x0
 
 
 def _perturbed_lfrnn(network, params, inputs, noise, current, out_perturbation, x0) -> Trajectory:
@@ -153,6 +180,8 @@ def scaled_noise(network, noise):
 
 def readout_activity(network, traj) -> np.ndarray:
     """What the readout reads, (T+1, B, N): states for a PLRNN reading z, else rates."""
+    if not isinstance(traj, Trajectory):
+        raise ShapeError(f"traj must be a Trajectory, got {type(traj).__name__}")
     if network.kind == "plrnn" and network.readout_from == "z":
         return traj.states
     return traj.rates
@@ -166,10 +195,15 @@ def to_model_grads(network, params, form_grads: dict) -> dict:
     own chain rule (``dm = dW n / N``, ``dn = dW^T m / N``, ``dchi = g dW``).
     """
     names = model_names(network)
+    N, I, O = network.n_units, network.n_inputs, network.n_outputs
+    shapes = {"W": (N, N), "W_in": (N, I), "b": (N,), "W_out": (O, N), "b_out": (O,), "leak": (N,)}
+    whats = {"W": "(N, N)", "W_in": "(N, I)", "b": "(N,)", "W_out": "(O, N)", "b_out": "(O,)", "leak": "(N,)"}
     out = {}
     for k, g in form_grads.items():
         if g is None:
             continue
+        if k in shapes:
+            expect_shape(f"form_grads[{k!r}]", g, shapes[k], whats[k] + " of the leaky form")
         if k == "W" and network.kind == "rank1":
             # the network's own chain rule; the other entries are placeholders
             full = {n: np.zeros_like(params[n]) for n in ("W_in", "b", "W_out", "b_out")}

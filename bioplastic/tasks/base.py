@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..validation import as_array, positive
+from ..validation import as_array, expect_shape, positive
 
 #: Trial-table columns every batch carries.
 REQUIRED_COLUMNS = ("trial", "start_step", "stop_step")
@@ -234,11 +234,16 @@ class Task(abc.ABC):
         ------
         ShapeError
             If ``outputs`` does not match ``batch.targets`` in shape or holds
-            NaN or inf.
+            NaN or inf, or the batch is not of this task's sizes.
         """
         if not isinstance(batch, TaskBatch):
             raise ConfigError(f"batch must be a TaskBatch, got {type(batch).__name__}")
-        outputs = as_array("outputs", outputs, np.float64, shape=batch.targets.shape)
+        # a batch of another task's channels would be scored by the wrong columns
+        expect_shape("batch.inputs", batch.inputs, (None, None, self.n_inputs), f"(T, B, n_inputs) of {self.name}")
+        expect_shape("batch.targets", batch.targets, (None, None, self.n_outputs),
+                     f"(T, B, n_outputs) of {self.name}")
+        outputs = as_array("outputs", outputs, np.float64, shape=batch.targets.shape,
+                           what="(T, B, n_outputs) of the batch's targets")
         return float(self._accuracy(outputs, batch))
 
     @abc.abstractmethod
