@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from ..kernels.activations import PHI_CODES, dphi_, phi_
 from ..networks.base import Network
+from ..validation import expect_shape
 
 #: Model kinds with a map (the rank-one RNN runs on the LFRNN's).
 SUPPORTED = ("lfrnn", "rank1", "plrnn", "lstm")
@@ -57,6 +58,14 @@ class StateMap(ABC):
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise ShapeError(f"states must have shape (K, {self.dim}), got {X.shape}")
         return X
+
+    def _check_pair(self, X, V) -> tuple[np.ndarray, np.ndarray]:
+        """States and the vectors of :meth:`vjp`, row for row (NumPy would
+        broadcast one vector over all states silently)."""
+        X = self._check(X)
+        V = np.asarray(V, dtype=np.float64)
+        expect_shape("V", V, X.shape, "(K, D) of the states")
+        return X, V
 
     @abstractmethod
     def step(self, X) -> np.ndarray:
@@ -101,10 +110,14 @@ class LeakyMap(StateMap):
     kind = "lfrnn"
 
     def __init__(self, W, c, alpha, nonlinearity):
-        super().__init__(W.shape[0])
-        self.W = np.ascontiguousarray(W, dtype=np.float64)
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        N = expect_shape("W", W, (None, None))[0]
+        expect_shape("W", W, (N, N), "(N, N): square")
+        super().__init__(N)
+        self.W = W
         self.WT = np.ascontiguousarray(self.W.T)
         self.c = np.asarray(c, dtype=np.float64)
+        expect_shape("c", self.c, (N,), "(N,) of W")
         self.alpha = float(alpha)
         self.code = PHI_CODES[nonlinearity]
 
@@ -132,7 +145,7 @@ class LeakyMap(StateMap):
         return J
 
     def vjp(self, X, V):
-        X = self._check(X)
+        X, V = self._check_pair(X, V)
         a = self.alpha
         D = self._dphi(X, self._phi(X))
         return (1 - a) * V + a * D * (V @ self.W)
@@ -151,11 +164,16 @@ class PLRNNMap(StateMap):
     kind = "plrnn"
 
     def __init__(self, A, W, c):
-        super().__init__(W.shape[0])
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        N = expect_shape("W", W, (None, None))[0]
+        expect_shape("W", W, (N, N), "(N, N): square")
+        super().__init__(N)
         self.A = np.asarray(A, dtype=np.float64)
-        self.W = np.ascontiguousarray(W, dtype=np.float64)
+        self.W = W
         self.WT = np.ascontiguousarray(self.W.T)
         self.c = np.asarray(c, dtype=np.float64)
+        expect_shape("A", self.A, (N,), "(N,) of W")
+        expect_shape("c", self.c, (N,), "(N,) of W")
 
     def step(self, X):
         X = self._check(X)
@@ -168,7 +186,7 @@ class PLRNNMap(StateMap):
         return J
 
     def vjp(self, X, V):
-        X = self._check(X)
+        X, V = self._check_pair(X, V)
         return self.A * V + (X > 0) * (V @ self.W)
 
 
@@ -195,12 +213,15 @@ class LSTMMap(StateMap):
     kind = "lstm"
 
     def __init__(self, W_h, d):
-        H = W_h.shape[1]
+        W_h = np.ascontiguousarray(W_h, dtype=np.float64)
+        H = expect_shape("W_h", W_h, (None, None))[1]
+        expect_shape("W_h", W_h, (4 * H, H), "(4H, H): four gate blocks")
         super().__init__(2 * H)
         self.H = H
-        self.W_h = np.ascontiguousarray(W_h, dtype=np.float64)
+        self.W_h = W_h
         self.W_hT = np.ascontiguousarray(self.W_h.T)
         self.d = np.asarray(d, dtype=np.float64)
+        expect_shape("d", self.d, (4 * H,), "(4H,) of W_h")
 
     def _gates(self, X):
         H = self.H
@@ -238,7 +259,7 @@ class LSTMMap(StateMap):
         return J
 
     def vjp(self, X, V):
-        X = self._check(X)
+        X, V = self._check_pair(X, V)
         H = self.H
         c, i, f, g, o, cn, k = self._gates(X)
         vh, vc = V[:, :H], V[:, H:]
@@ -304,7 +325,11 @@ def autonomous_map(network: Network, params, inputs=None) -> StateMap:
     if not isinstance(network, Network):
         raise ConfigError(f"network must be a bioplastic Network, got {type(network).__name__}")
     if network.kind not in SUPPORTED:
-        raise ConfigError(f"no fixed-point map for model kind {network.kind!r}; supported: {SUPPORTED}")
+        own = getattr(network, "autonomous_map", None)  # a plugin model brings its own map
+        if own is None:
+            raise ConfigError(f"no fixed-point map for model kind {network.kind!r}; supported: {SUPPORTED}, "
+                              "or a model with an autonomous_map(params, u) method (docs/extending.md)")
+        return own(checked_params(network, params), constant_input(network, inputs))
     params = checked_params(network, params)
     u = constant_input(network, inputs)
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
@@ -324,6 +349,12 @@ def trajectory_states(network: Network, traj) -> np.ndarray:
     For the LSTM the state is ``[h, c]`` (``traj.rates``, ``traj.states``);
     for the other models it is ``traj.states``.
     """
+    N = network.n_units
+    for name in ("states", "rates") if network.kind == "lstm" else ("states",):
+        if not hasattr(traj, name):
+            raise ShapeError(f"traj must be a Trajectory of this {network.kind}, got {type(traj).__name__}")
+        expect_shape(f"traj.{name}", getattr(traj, name), (None, None, N), f"(T+1, B, n_units) of this {network.kind}")
     if network.kind == "lstm":
+        expect_shape("traj.rates", traj.rates, traj.states.shape, "the shape of traj.states")
         return np.concatenate([traj.rates, traj.states], axis=2)
     return traj.states

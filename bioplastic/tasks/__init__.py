@@ -3,7 +3,9 @@
 Built-ins: ``'flipflop'`` (:class:`FlipFlop`), ``'delayed_addition'``
 (:class:`DelayedAddition`) and ``'evidence_accumulation'``
 (:class:`EvidenceAccumulation`). A new task subclasses :class:`Task` and is
-registered with :func:`register_task`.
+registered with :func:`register_task`, or, from a package, through the
+entry-point group ``bioplastic.tasks`` (loaded the first time a name is not
+a built-in, or when tasks are listed; see docs/extending.md).
 
 Examples
 --------
@@ -17,6 +19,8 @@ Examples
 (50, 16)
 """
 from __future__ import annotations
+
+import inspect
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -35,10 +39,46 @@ __all__ = [
     "get_task",
     "list_tasks",
     "register_task",
+    "validate_task_class",
 ]
 
-#: Every known task class, by lower-case name.
-TASKS = Registry("task")
+#: Entry-point group of third-party tasks.
+GROUP = "bioplastic.tasks"
+
+
+def validate_task_class(cls, name: str | None = None) -> str:
+    """Check that ``cls`` can serve as a task; return its registry name.
+
+    Parameters
+    ----------
+    cls : object
+        The candidate class.
+    name : str or None
+        The name it is registered under (an entry point's name), which must
+        equal ``cls.name``; None: not checked.
+
+    Raises
+    ------
+    ConfigError
+        If ``cls`` is not a Task subclass, has no name, leaves an abstract
+        method (``_sample``, ``_accuracy``) unimplemented, or is registered
+        under another name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ConfigError(f"register_task expects a subclass of Task, got {cls!r}")
+    if not isinstance(cls.name, str) or not cls.name:
+        raise ConfigError(f"task class {cls.__name__} must set a non-empty string `name`")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ConfigError(f"task class {cls.__module__}.{cls.__qualname__} does not implement {missing} "
+                          "(see docs/extending.md)")
+    if name is not None and name.lower() != cls.name.lower():
+        raise ConfigError(f"task class {cls.__qualname__} is named {cls.name!r} but registered as {name!r}")
+    return cls.name.lower()
+
+
+#: Every known task class, by lower-case name (plugins join on first lookup).
+TASKS = Registry("task", group=GROUP, validate=validate_task_class)
 
 
 def register_task(cls, *, overwrite: bool = False):
@@ -59,13 +99,10 @@ def register_task(cls, *, overwrite: bool = False):
     Raises
     ------
     ConfigError
-        If ``cls`` is not a Task subclass, has no name, or the name is taken.
+        If ``cls`` is not a Task subclass, has no name, is abstract, or the
+        name is taken.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ConfigError(f"register_task expects a subclass of Task, got {cls!r}")
-    if not isinstance(cls.name, str) or not cls.name:
-        raise ConfigError(f"task class {cls.__name__} must set a non-empty string `name`")
-    return TASKS.register(cls.name, cls, overwrite=overwrite)
+    return TASKS.register(validate_task_class(cls), cls, overwrite=overwrite)
 
 
 def get_task(name: str, **settings) -> Task:
@@ -74,7 +111,8 @@ def get_task(name: str, **settings) -> Task:
     Raises
     ------
     UnknownNameError
-        If no task has that name (the message lists the known ones).
+        If no task has that name (the message lists the known ones, and
+        says why a plugin of that name failed to load).
     ConfigError
         On an unknown or invalid setting.
     """
@@ -82,7 +120,7 @@ def get_task(name: str, **settings) -> Task:
 
 
 def list_tasks() -> list[str]:
-    """Return the registered task names, sorted."""
+    """Return the registered task names (built-ins and plugins), sorted."""
     return TASKS.names()
 
 
