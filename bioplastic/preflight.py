@@ -8,7 +8,9 @@ with one :class:`~bioplastic.errors.ConfigError` line before any work,
 instead of failing after it. :func:`check_train_settings` is called at the
 very start of :func:`bioplastic.train` and
 :func:`bioplastic.training.local.train_local`; the command line adds
-:func:`check_out_folder` and :func:`check_model_settings`.
+:func:`check_out_folder`, :func:`check_model_settings` and
+:func:`check_run_objects` (the schedule, optimiser, criterion, memory test
+and recording built as the loops build them, before the output folder exists).
 
 The memory estimate (:func:`estimate_run_bytes`) is deliberately rough (the
 worst case of the iteration budget, about a factor 2) and cheap: it allocates
@@ -130,6 +132,27 @@ def check_out_folder(out) -> Path:
     return path
 
 
+def check_output_file(out, *, inputs=(), what="output file") -> Path:
+    """A file a command will write: refuse a folder, an input file of the same
+    command (writing it would destroy the input), or a parent that is a file,
+    missing or not writable. Returns it as a Path (nothing is created)."""
+    path = Path(out)
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(out)!r} is a folder; give a file name")
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.exists() and os.path.samefile(source, path):
+            raise ConfigError(f"{what} {str(out)!r} is the input file {str(source)!r}; writing it would destroy "
+                              "the input: give another name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"cannot write {what} {str(out)!r}: {str(parent)!r} is a file, not a folder")
+    if not parent.exists():
+        raise ConfigError(f"cannot write {what} {str(out)!r}: output folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {what} {str(out)!r}: folder {str(parent)!r} is not writable")
+    return path
+
+
 def check_model_settings(kind: str, settings: dict, where: str = "spec") -> None:
     """ConfigError for a [model] value whose type does not match the model's
     default (``g = "big"``, ``n_units = 1.5``, ``nonlinearity = 3``)."""
@@ -191,6 +214,79 @@ def check_train_settings(network, task, *, iterations, batch_size, eval_batch_si
                                eval_batch_size=eval_batch_size, record=record, memory_test=memory_test,
                                local=local, detail=True)
     check_fits(parts)
+
+
+def check_run_objects(network, task, settings: dict) -> None:
+    """Build what a training loop builds from its settings, as one-line ConfigErrors.
+
+    The loops build their optimiser, lambda_TCR schedule, success criterion,
+    memory test and recording after the command line has created the output
+    folder; a bad value there (``lambda_tcr = "x"``, ``criterion =
+    {threshold = "high"}``, a record name the model does not have) would
+    fail late or as a traceback. Checked here first.
+
+    Parameters
+    ----------
+    network, task
+        The run's network and task.
+    settings : dict
+        The training loop's keyword arguments with its defaults filled in
+        (``optimizer``, ``lr``, ``lambda_tcr``, ``criterion``,
+        ``memory_test``, ``iterations`` and optionally ``record``).
+    """
+    from .training.criteria import make_criterion
+    from .training.evaluation import memory_test_settings
+    from .training.optim import make_optimizer
+    from .training.schedules import make_schedule
+
+    checks = [("lambda_tcr", lambda v: make_schedule(v)), ("criterion", lambda v: make_criterion(v, task)),
+              ("memory_test", memory_test_settings)]
+    if isinstance(settings.get("optimizer"), str):
+        checks.append(("optimizer", lambda v: make_optimizer(v, lr=settings.get("lr"))))
+    for name, build in checks:
+        if name in settings:
+            _built(name, build, settings[name])
+    if settings.get("record") is not None:
+        check_recording(network, task, settings["record"], settings.get("iterations"))
+
+
+def _built(name, build, value):
+    """``build(value)``; a TypeError or ValueError that is not a ConfigError becomes one naming ``name``."""
+    try:
+        return build(value)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name} = {value!r} is invalid ({exc})") from None
+
+
+def check_recording(network, task, record, iterations=None) -> None:
+    """ConfigError unless ``record`` can be recorded from ``network``: known names (the closest one
+    named), recording iterations within ``[0, iterations]``."""
+    import difflib
+
+    from .recording import RECORDABLE, make_recording, record as record_arrays
+
+    recording = _built("record", make_recording, record)
+    unusual = [w for w in recording.what if w not in RECORDABLE]
+    if unusual:  # model extras (an LSTM's gates): ask the model, on one trial
+        batch = task.sample(1, np.random.default_rng(0))
+        params = network.init_params(np.random.default_rng(0))
+        try:
+            record_arrays(network, params, batch, unusual)
+        except ConfigError:
+            traj = network.forward(params, batch.inputs)
+            known = sorted((*RECORDABLE, *traj.extra))
+            bad = [w for w in unusual if w not in known]
+            hints = [f"{w!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(w, known, n=1))
+                                 else "") for w in bad]
+            raise ConfigError(f"record what: cannot record {', '.join(hints)} from a {network.kind!r} network; "
+                              f"it records: {', '.join(known)}") from None
+    if _is_int(iterations):
+        late = [k for k in recording.extra_checkpoints() if not 0 <= k <= int(iterations)]
+        if late:
+            raise ConfigError(f"record at: iteration {late[0]} is outside [0, {int(iterations)}] "
+                              "(the iterations of this run)")
 
 
 # -- memory -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Sweeps: a grid of seeds x parameters, run locally or on a Dask cluster.
 
-A sweep spec (TOML) holds a base ``[model]``, ``[task]`` and ``[training]``,
-a ``[grid]`` of dotted keys to lists of values, and ``[sweep]`` settings::
+A sweep spec (TOML) is a model spec (docs/specs.md: ``[model]``, ``[task]``,
+``[training]``, ``[rule]``, ``[local_training]``, ``[record]``, ``[nwb]``)
+plus a ``[grid]`` of dotted spec keys to lists of values and ``[sweep]``
+settings::
 
     [sweep]
     seeds = 4               # or a list of seeds
@@ -16,18 +18,26 @@ a ``[grid]`` of dotted keys to lists of values, and ``[sweep]`` settings::
     "model.g" = [1.5, 3.0]
     "training.lambda_tcr" = [0.0, 30.0]
 
+Any key a spec file or ``--set`` can set can be a grid key: ``rule.name``
+(``["bptt", "eprop+tcr_stp"]``: BPTT and local rules in one sweep),
+``rule.tcr_stp.eta_s``, ``local_training.eprop.lr``, ``task.n_bits``,
+``training.lambda_tcr.value``. Every job's spec is checked as a spec file
+is, before any job runs; an unknown key names the closest valid one.
+
 Each job (one grid point and seed) writes its own run file under
 ``OUT/runs/``. Jobs are keyed by a hash of their resolved config
-(:func:`config_hash`: model, task, training settings and seed, as
-:func:`bioplastic.training.train` records them; not the job's name or paths).
-On a re-run, a job whose run file is complete *and* has the same hash is
-reused, so an interrupted sweep resumes where it stopped; a run file made
-with other settings is moved aside (``<name>.stale-<old hash>.h5``, never
-deleted) and the job is trained again, or, with ``refuse_stale``, the sweep
-stops before running anything. At the end a summary table is written as
-``OUT/summary.csv`` and ``OUT/summary.h5``, with each job's ``config_hash``
-and whether it was ``reused``. The sweep holds the output folder's lock
-(:func:`bioplastic.io.lock.output_lock`) while it runs.
+(:func:`config_hash`: model, task, training settings (the rule included),
+recording and seed, as :func:`bioplastic.training.train` or
+:func:`~bioplastic.training.local.train_local` records them; not the job's
+name, paths or ``[nwb]`` metadata). On a re-run, a job whose run file is
+complete *and* has the same hash is reused, so an interrupted sweep resumes
+where it stopped; a run file made with other settings is moved aside
+(``<name>.stale-<old hash>.h5``, never deleted) and the job is trained again,
+or, with ``refuse_stale``, the sweep stops before running anything. At the
+end a summary table is written as ``OUT/summary.csv`` and ``OUT/summary.h5``,
+with each job's ``config_hash`` and whether it was ``reused``. The sweep
+holds the output folder's lock (:func:`bioplastic.io.lock.output_lock`)
+while it runs.
 
 Back ends: local processes (default, one per core) or an existing
 ``dask.distributed`` scheduler given by address (e.g. one started by
@@ -44,70 +54,184 @@ import itertools
 import json
 import os
 import time
-import tomllib
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .errors import BioplasticError, ConfigError
+from .io import specs
 from .io.atomic import atomic_path, write_text
 from .io.lock import output_lock
+from .io.overrides import apply_overrides, format_override
 from .registry import check_keys
 
-SECTIONS = ("sweep", "model", "task", "training", "grid")
+#: The sections of a sweep spec: a model spec's, plus [sweep] and [grid].
+SECTIONS = ("sweep", "grid") + specs.SECTIONS
 SWEEP_KEYS = ("seeds", "workers", "name")
 SUMMARY_COLUMNS = ("name", "seed", "status", "converged_at", "final_accuracy", "memory_generalization",
                    "final_task_loss", "n_iterations", "run_file", "reused", "config_hash")
 #: The parts of a run file's config that decide its result; names, paths and
-#: notes (``job``, ``spec``, ``resumed_at``...) are left out of the hash.
+#: notes (``job``, ``spec``, ``nwb``, ``resumed_at``...) are left out of the hash.
 RESULT_KEYS = ("model", "task", "training", "seed", "record")
 #: :func:`bioplastic.training.train` arguments a sweep's [training] table may not set.
 _NOT_TRAINING = ("network", "task", "seed", "params", "run_file", "progress", "extra_config", "_resume")
+#: Where sweep specs are looked up by name (``bioplastic sweep gain_tcr``).
+SWEEP_DIR = "protocols/sweeps"
 
 
-def load_sweep(path) -> dict:
-    """Read and check a sweep spec; unknown sections or keys are errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
-    try:
-        spec = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    check_keys(f"{path}: unknown section(s)", spec, SECTIONS)
-    check_keys(f"{path} [sweep]: unknown key(s)", spec.get("sweep", {}), SWEEP_KEYS)
+def find_sweep(name_or_path) -> Path:
+    """A sweep spec given as a path, or by name in ``protocols/sweeps/`` (here, then the repo's)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    dirs = specs.search_dirs(SWEEP_DIR)
+    for d in dirs:
+        for cand in (d / f"{name_or_path}", d / f"{name_or_path}.toml"):
+            if cand.is_file():
+                return cand
+    known = sorted({f.stem for d in dirs for f in d.glob("*.toml")})
+    raise ConfigError(f"sweep spec {str(name_or_path)!r} does not exist"
+                      + (f" (nor as a name in {SWEEP_DIR}: {', '.join(known)})" if known else ""))
+
+
+def load_sweep(path, overrides=()) -> dict:
+    """Read and check a sweep spec, with optional ``--set`` overrides of its base spec.
+
+    Parameters
+    ----------
+    path : str or path
+        A sweep spec file, or the name of one in ``protocols/sweeps/``.
+    overrides : iterable of str
+        ``"SECTION.KEY=VALUE"`` (``--set``), applied to the spec before the
+        checks: ``model.n_units=16``, ``sweep.seeds=2``, ``rule.name=eprop``.
+        A grid key overrides them (it is applied per job).
+
+    Returns
+    -------
+    dict
+        The spec's tables (``sweep``, ``grid`` and the model spec's
+        sections, absent ones left out), plus ``path`` (str) and
+        ``overrides`` (list of str).
+
+    Raises
+    ------
+    ConfigError, UnknownNameError
+        On an unknown section, key or grid key (naming the closest valid
+        one), a grid value that makes an invalid spec (naming the grid key
+        and value), a missing ``[model]`` or task name, or a ``seed`` in
+        ``[training]`` (seeds come from ``[sweep] seeds``).
+    """
+    path = find_sweep(path)
+    where = str(path)
+    data = specs.read_toml(path)
+    check_keys(f"{where}: unknown section(s)", data, SECTIONS)
+    overrides = list(overrides or ())
+    if overrides:
+        bad = [o for o in overrides if isinstance(o, str) and o.strip().startswith("grid.")]
+        if bad:
+            raise ConfigError(f"--set {bad[0]!r}: the grid cannot be set from the command line (its keys hold "
+                              f"dots); edit [grid] in {where}")
+        data = apply_overrides(data, overrides, [s for s in SECTIONS if s != "grid"])
+        where = f"{where} (after --set)"
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {section!r} must be a table ([{section}] with keys below it), "
+                              f"got {table!r}")
+    check_keys(f"{where} [sweep]: unknown key(s)", data.get("sweep", {}), SWEEP_KEYS)
+    _check_seeds(where, data.get("sweep", {}).get("seeds", 1))
+    if "seed" in data.get("training", {}):
+        raise ConfigError(f"{where} [training]: 'seed' is set per job by [sweep] seeds (e.g. seeds = 4 or "
+                          "seeds = [0, 7])")
     for section in ("model", "task"):
-        if section not in spec:
-            raise ConfigError(f"{path}: needs a [{section}] table")
-    for key, values in spec.get("grid", {}).items():
-        sec, _, name = key.partition(".")
-        if sec not in ("model", "task", "training") or not name:
-            raise ConfigError(f"{path} [grid]: key {key!r} must be 'model.X', 'task.X' or 'training.X'")
+        if section not in data:
+            raise ConfigError(f"{where}: needs a [{section}] table")
+    grid = data.get("grid", {})
+    if "name" not in data["task"] and "task.name" not in grid:
+        raise ConfigError(f"{where}: no task; set name = \"...\" in [task] (or grid \"task.name\")")
+    base = _base(data)
+    specs.check_spec_data(base, where)
+    for key, values in grid.items():
+        path_ = _grid_path(where, key)
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path} [grid]: {key!r} needs a non-empty list of values")
-    return spec
+            raise ConfigError(f"{where} [grid]: {key!r} needs a non-empty list of values")
+        for value in values:  # each value alone on the base spec: errors name the key and value
+            specs.check_spec_data(apply_overrides(base, [(path_, value)]), f"{where} (grid {key} = {value!r})")
+    return {**data, "path": str(path), "overrides": [format_override(o) for o in overrides]}
+
+
+def _check_seeds(where, seeds) -> None:
+    ok = (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1) or (
+        isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds))
+    if not ok:
+        raise ConfigError(f"{where} [sweep] seeds must be a number of seeds (>= 1) or a list of seeds, "
+                          f"got {seeds!r}")
+
+
+def _base(data: dict) -> dict:
+    """The model spec of a sweep spec: its tables other than [sweep] and [grid]."""
+    return {k: v for k, v in data.items() if k in specs.SECTIONS}
+
+
+def _grid_path(where, key: str) -> tuple:
+    """A grid key's path into the spec (``"rule.eprop.feedback"`` -> 3 parts); its section checked."""
+    parts = tuple(p.strip() for p in key.split("."))
+    if len(parts) < 2 or not all(parts):
+        hint = f" (e.g. \"{key}.name\")" if key in ("rule", "task") else ""
+        raise ConfigError(f"{where} [grid]: key {key!r} must be SECTION.KEY, e.g. 'model.g', 'task.n_bits', "
+                          f"'rule.name', 'rule.tcr_stp.eta_s', 'local_training.lr'{hint}")
+    check_keys(f"{where} [grid] {key!r}: unknown section", {parts[0]}, specs.SECTIONS)
+    return parts
+
+
+def _label(key: str, value) -> str:
+    """A grid value in a job's name: ``g=1.5``, ``rule=eprop+tcr_stp``, ``eprop.lr=0.1``."""
+    short = "rule" if key == "rule.name" else key.split(".", 1)[1]
+    return f"{short}={_short(value)}"
 
 
 def make_jobs(spec: dict, out: Path) -> list[dict]:
-    """Expand the grid x seeds into job dicts (see :mod:`bioplastic.experiments`)."""
+    """Expand the grid x seeds into job dicts; each job's spec is checked and resolved.
+
+    Returns
+    -------
+    list of dict
+        One per grid point and seed: ``name``, ``seed``, ``grid`` (the
+        point), ``run_file``, ``model``, ``task`` (with ``name``), ``rule``
+        (the rule's name, ``"bptt"`` for BPTT), ``rule_table`` (the spec's
+        ``[rule]`` table), ``training`` (the keyword arguments of ``train``
+        or ``train_local``, ``record`` included), ``extra`` (config the run
+        file keeps besides: ``spec``, ``nwb``) and ``notes`` (settings the
+        job's rule ignores).
+    """
     seeds = spec.get("sweep", {}).get("seeds", 1)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     grid = spec.get("grid", {})
     keys = list(grid)
+    where = spec.get("path", "sweep")
+    base = _base(spec)
     jobs = []
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
+        label = "_".join(_label(k, v) for k, v in point.items())
+        data = apply_overrides(base, [(_grid_path(where, k), v) for k, v in point.items()])
+        at = f"{where} (grid {label})" if label else where
+        job_spec = specs.spec_from_data(data, at)
+        try:
+            plan = specs.run_settings(job_spec)
+        except BioplasticError as exc:
+            raise ConfigError(f"{at}: {exc}") from None
+        extra = {"spec": str(where)}
+        if job_spec["nwb"]:
+            extra["nwb"] = job_spec["nwb"]
         for seed in seeds:
-            job = {"model": copy.deepcopy(spec["model"]), "task": copy.deepcopy(spec["task"]),
-                   "training": copy.deepcopy(spec.get("training", {})), "seed": int(seed), "grid": point}
-            for key, value in point.items():
-                sec, _, name = key.partition(".")
-                job[sec][name] = value
-            label = "_".join(f"{k.split('.', 1)[1]}={_short(v)}" for k, v in point.items())
-            job["name"] = f"{label}_seed{seed}" if label else f"seed{seed}"
-            job["run_file"] = str(out / "runs" / f"{job['name']}.h5")
-            jobs.append(job)
+            name = f"{label}_seed{seed}" if label else f"seed{seed}"
+            jobs.append({"name": name, "seed": int(seed), "grid": point,
+                         "run_file": str(out / "runs" / f"{name}.h5"),
+                         "model": copy.deepcopy(job_spec["model"]), "task": copy.deepcopy(job_spec["task"]),
+                         "rule": plan["rule"].name if plan["local"] else "bptt",
+                         "rule_table": copy.deepcopy(job_spec["rule"]),
+                         "training": copy.deepcopy(plan["training"]), "extra": extra, "notes": plan["notes"]})
     return jobs
 
 
@@ -149,61 +273,109 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def resolved_config(job: dict) -> dict:
-    """The config :func:`bioplastic.training.train` would record for ``job``, without training.
+def _build(job: dict):
+    """The job's task and network (cheap: no weights are drawn)."""
+    from .networks import make_network
+    from .preflight import check_model_settings
+    from .tasks import get_task
 
-    Builds the task and network (cheap: no weights are drawn) and resolves
-    every training setting to the form the run file stores (defaults filled
-    in, schedule, criterion and memory test described), restricted to
-    :data:`RESULT_KEYS`. A test checks it equals the config of a run file
-    written by the sweep, so a change to what ``train`` records shows up there.
+    task_cfg = dict(job["task"])
+    task = get_task(task_cfg.pop("name"), **task_cfg)
+    model = dict(job["model"])
+    kind = model.pop("kind")
+    check_model_settings(kind, model, where=str(job.get("extra", {}).get("spec", "sweep spec")))
+    return task, make_network(kind, task.n_inputs, task.n_outputs, **model)
+
+
+def _job_rule(job: dict):
+    """The job's rule object (local rules), built as ``bioplastic train`` builds it from a spec."""
+    return specs.rule_from_spec({"rule": job.get("rule_table", {})}, job["rule"])
+
+
+def _defaults(func) -> dict:
+    return {k: p.default for k, p in inspect.signature(func).parameters.items()
+            if k not in _NOT_TRAINING and k != "rule" and p.default is not inspect.Parameter.empty}
+
+
+def resolved_config(job: dict) -> dict:
+    """The config the training loop would record for ``job``, without training.
+
+    Builds the task, network and rule (cheap: no weights are drawn) and
+    resolves every training setting to the form the run file stores
+    (defaults filled in, schedule, criterion, memory test and rule
+    described), restricted to :data:`RESULT_KEYS`: what
+    :func:`bioplastic.train` records for a BPTT job (``job["rule"]`` absent
+    or ``"bptt"``), what :func:`~bioplastic.training.local.train_local`
+    records for a local rule. A test checks it equals the config of run
+    files written by the sweep, so a change to what the loops record shows
+    up there.
 
     Raises
     ------
     ConfigError
         On an unknown or invalid setting, before any job runs.
     """
-    from .networks import make_network
+    from .preflight import check_recording, check_run_objects, check_train_settings
     from .recording import make_recording
     from .seeding import check_seed
-    from .tasks import get_task
     from .training import train
     from .training.criteria import make_criterion
     from .training.evaluation import memory_test_settings
+    from .training.local import train_local
     from .training.loop import resolve_tcr_epoch
     from .training.optim import make_optimizer
     from .training.schedules import make_schedule
 
-    task_cfg = dict(job["task"])
-    task = get_task(task_cfg.pop("name"), **task_cfg)
-    model = dict(job["model"])
-    net = make_network(model.pop("kind"), task.n_inputs, task.n_outputs, **model)
-    signature = inspect.signature(train).parameters
-    defaults = {k: p.default for k, p in signature.items()
-                if k not in _NOT_TRAINING and p.default is not inspect.Parameter.empty}
+    task, net = _build(job)
+    local = job.get("rule", "bptt") != "bptt"
+    defaults = _defaults(train_local if local else train)
     given = dict(job.get("training", {}))
     check_keys("unknown [training] setting(s)", given, tuple(defaults))
     t = {**defaults, **given}
-    # The same resolution as train() performs before it records its config.
+    check_run_objects(net, task, t)  # one-line errors for values the builders below would trip on
+    check_train_settings(net, task, iterations=t["iterations"], batch_size=t["batch_size"],
+                         eval_batch_size=t["eval_batch_size"], continue_after=t["continue_after"],
+                         lr=t["lr"] if isinstance(t["optimizer"], str) else None, clip=t["clip"],
+                         early_stop=t["early_stop"], tcr_relative=t.get("tcr_relative", False),
+                         checkpoint_every=t["checkpoint_every"], checkpoint_at=t["checkpoint_at"],
+                         seed=job["seed"], record=t.get("record"), memory_test=t["memory_test"], local=local)
+    # The same resolution as train() / train_local() perform before they record their config.
     opt = make_optimizer(t["optimizer"], lr=t["lr"])
-    recording = make_recording(t["record"])
-    checkpoint_at = t["checkpoint_at"] or ()
-    if recording is not None:
-        checkpoint_at = sorted(set(checkpoint_at) | set(recording.extra_checkpoints()))
     memory = memory_test_settings(t["memory_test"])
+    checkpoint_at = t["checkpoint_at"] or ()
+    common = {"iterations": int(t["iterations"]), "batch_size": int(t["batch_size"]),
+              "optimizer": type(opt).__name__.lower(), "lr": opt.lr, "clip": t["clip"],
+              "lambda_tcr": make_schedule(t["lambda_tcr"]).describe()}
+    ends = {"early_stop": bool(t["early_stop"]), "continue_after": int(t["continue_after"]),
+            "criterion": make_criterion(t["criterion"], task).describe(),
+            "eval_batch_size": int(t["eval_batch_size"]), "memory_test": memory if memory else False}
+    recording = None
+    if local:
+        rule = _job_rule(job)
+        targets = specs.check_rule_on(rule, net, job.get("rule_table"), where=f"sweep job {job['name']!r}")
+        schedule = make_schedule(t["lambda_tcr"])
+        if rule.stp is None and not (schedule.kind == "constant" and schedule.value == 1.0):
+            raise ConfigError(f"lambda_tcr scales the TCR-STP strength, but rule {rule.name!r} has no "
+                              f"'tcr_stp' part; use e.g. '{rule.name}+tcr_stp'")
+        every = t["diagnostics_every"]
+        training = {"rule": rule.describe(), "local": bool(getattr(rule, "local", True)),
+                    "modifies": list(targets), **common, **ends,
+                    "diagnostics_every": 0 if every is None else int(every),
+                    "diagnostic_splits": int(t["diagnostic_splits"])}
+    else:
+        recording = make_recording(t["record"])
+        if recording is not None:
+            check_recording(net, task, t["record"], t["iterations"])
+            checkpoint_at = sorted(set(checkpoint_at) | set(recording.extra_checkpoints()))
+        training = {"rule": "bptt", **common, "tcr_on": t["tcr_on"],
+                    "tcr_epoch": resolve_tcr_epoch(t["tcr_epoch"], task),
+                    "tcr_relative": bool(t["tcr_relative"]), **ends}
+    training.update({"checkpoint_every": t["checkpoint_every"],
+                     "checkpoint_at": sorted(int(k) for k in checkpoint_at)})
     cfg = {
         "model": net.settings(),
         "task": {"name": task.name, **task.settings()},
-        "training": {"rule": "bptt", "iterations": int(t["iterations"]), "batch_size": int(t["batch_size"]),
-                     "optimizer": type(opt).__name__.lower(), "lr": opt.lr, "clip": t["clip"],
-                     "lambda_tcr": make_schedule(t["lambda_tcr"]).describe(), "tcr_on": t["tcr_on"],
-                     "tcr_epoch": resolve_tcr_epoch(t["tcr_epoch"], task),
-                     "tcr_relative": bool(t["tcr_relative"]), "early_stop": bool(t["early_stop"]),
-                     "continue_after": int(t["continue_after"]),
-                     "criterion": make_criterion(t["criterion"], task).describe(),
-                     "eval_batch_size": int(t["eval_batch_size"]), "memory_test": memory if memory else False,
-                     "checkpoint_every": t["checkpoint_every"],
-                     "checkpoint_at": sorted(int(k) for k in checkpoint_at)},
+        "training": training,
         "seed": check_seed(job["seed"]),
         **({"record": recording.describe()} if recording is not None else {}),
     }
@@ -246,7 +418,7 @@ def plan_jobs(jobs: list[dict]) -> list[dict]:
     for job in jobs:
         try:
             new = resolved_config(job)
-        except BioplasticError as exc:
+        except (BioplasticError, TypeError, ValueError) as exc:  # no traceback for a bad setting
             raise ConfigError(f"sweep job {job['name']!r}: {exc}") from exc
         plan = {"name": job["name"], "hash": config_hash(new), "action": "train"}
         run_file = Path(job["run_file"])
@@ -304,13 +476,63 @@ def _what_changed(plan: dict) -> str:
                                               else "")
 
 
+def run_sweep_job(job: dict) -> dict:
+    """Train one sweep job (BPTT or a local rule) on one thread, or reuse its finished run file.
+
+    Workers each own one core; threads inside several workers would
+    oversubscribe the machine. A run that diverges is summarised (status
+    "diverged") rather than raised.
+
+    Returns
+    -------
+    dict
+        ``name``, ``seed``, ``status``, the outcome
+        (:func:`~bioplastic.training.loop.run_outcome`), ``task_loss`` (the
+        history's column), ``run_file`` and ``reused``.
+    """
+    from .kernels.threads import single_threaded
+
+    with single_threaded():
+        return _run_job(job)
+
+
+def _run_job(job: dict) -> dict:
+    from .errors import DivergenceError
+    from .io.runfile import read_run
+    from .training import train
+    from .training.local import train_local
+    from .training.loop import run_outcome
+
+    run_file = Path(job["run_file"])
+    if run_file.exists():
+        data = read_run(run_file, checkpoints=False)
+        if data.status != "running":
+            return _result(job, data.history, data.status, run_outcome(data.attrs), reused=True)
+    task, net = _build(job)
+    extra = {"job": job["name"], **job.get("extra", {})}
+    kwargs = dict(seed=job["seed"], run_file=run_file, progress=False, extra_config=extra, **job["training"])
+    try:
+        if job.get("rule", "bptt") == "bptt":
+            r = train(net, task, **kwargs)
+        else:
+            r = train_local(net, task, _job_rule(job), **kwargs)
+    except DivergenceError as exc:
+        r = exc.result
+    return _result(job, r.history, r.status, r.outcome(), reused=False)
+
+
+def _result(job, history, status, outcome, reused) -> dict:
+    return {"name": job["name"], "seed": job["seed"], "status": str(status), **outcome,
+            "task_loss": np.asarray(history["task_loss"]), "run_file": job["run_file"], "reused": reused}
+
+
 def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, connect_timeout="10s",
-              refuse_stale=False, log=None) -> dict:
+              refuse_stale=False, log=None, overrides=()) -> dict:
     """Run a sweep into the folder ``out`` (created), holding its lock.
 
     Parameters
     ----------
-    spec_path : path of the sweep spec (TOML)
+    spec_path : path of the sweep spec (TOML), or its name in ``protocols/sweeps/``
     out : output folder; run files go to ``out/runs/``
     scheduler : address of a dask.distributed scheduler, or None for local processes
     workers : local processes (default: the spec's, else 2)
@@ -322,7 +544,9 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
         moved aside and the job is trained again.
     log : callable or None
         Receives one-line notes: stale files moved aside, files restored,
-        a stale lock taken over.
+        a stale lock taken over, settings a job's rule ignores.
+    overrides : iterable of str
+        ``--set`` overrides of the sweep spec (:func:`load_sweep`).
 
     Returns
     -------
@@ -340,9 +564,7 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
         On a bad spec or setting, a folder locked by another process, or
         (with ``refuse_stale``) stale run files.
     """
-    from .experiments import run_train_job_single_thread
-
-    spec = load_sweep(spec_path)
+    spec = load_sweep(spec_path, overrides)
     out = Path(out)
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -351,6 +573,8 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
     say = log or (lambda message: None)
     with output_lock(out, log=log):
         jobs = make_jobs(spec, out)
+        for note in dict.fromkeys(n for job in jobs for n in job["notes"]):
+            say(f"note: {note}")
         plans = plan_jobs(jobs)
         stale = [p for p in plans if p["action"] == "stale"]
         if stale and refuse_stale:
@@ -382,7 +606,7 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
         t0 = time.perf_counter()
         from .backends import backend_description, map_jobs
 
-        results, _ = map_jobs(run_train_job_single_thread, jobs, workers=workers, scheduler=scheduler,
+        results, _ = map_jobs(run_sweep_job, jobs, workers=workers, scheduler=scheduler,
                               progress=progress, desc="sweep", connect_timeout=connect_timeout)
         backend = backend_description(workers, scheduler)
         wall = time.perf_counter() - t0

@@ -84,7 +84,7 @@ def test_sweep_spec_errors(tmp_path):
         load_sweep(write('[model]\nkind="lfrnn"\n[task]\nname="flipflop"\n[gird]\n"model.g"=[1]\n'))
     with pytest.raises(ConfigError, match="needs a \\[task\\]"):
         load_sweep(write('[model]\nkind="lfrnn"\n'))
-    with pytest.raises(ConfigError, match="must be 'model.X'"):
+    with pytest.raises(ConfigError, match="key 'g' must be SECTION.KEY, e.g. 'model.g'"):
         load_sweep(write('[model]\nkind="lfrnn"\n[task]\nname="flipflop"\n[grid]\ng=[1]\n'))
     with pytest.raises(ConfigError, match="non-empty list"):
         load_sweep(write('[model]\nkind="lfrnn"\n[task]\nname="flipflop"\n[grid]\n"model.g"=[]\n'))
@@ -155,10 +155,14 @@ def test_rerun_keys_jobs_by_config_hash_reruns_only_changed_ones(tmp_path):
 
 def test_sweep_settings_are_checked_before_any_job_runs(tmp_path):
     bad = SPEC.replace("early_stop = false", "early_stop = false\nlearning_rate = 0.1")
-    with pytest.raises(ConfigError, match="sweep job 'g=1.0_seed0': unknown \\[training\\] setting\\(s\\): "
-                                          "'learning_rate'"):
+    with pytest.raises(ConfigError, match=r"bad.toml \[training\]: unknown key\(s\): 'learning_rate'"):
         _sweep(tmp_path, "bad.toml", bad, tmp_path / "out")
-    assert not list((tmp_path / "out" / "runs").iterdir())
+    assert not (tmp_path / "out").exists()
+    # A value only one grid point has: the job is named, nothing is trained.
+    bad = SPEC.replace('"model.g" = [1.0, 2.0]', '"training.batch_size" = [4, 0]')
+    with pytest.raises(ConfigError, match="sweep job 'batch_size=0_seed0': batch_size must be"):
+        _sweep(tmp_path, "bad2.toml", bad, tmp_path / "out2")
+    assert not list((tmp_path / "out2" / "runs").iterdir())
 
 
 def test_sweep_cli_reports_reused_and_changed_jobs(tmp_path, capsys):

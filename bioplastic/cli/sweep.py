@@ -8,7 +8,10 @@ def add_parser(sub):
                                    "on re-run, jobs whose settings changed are trained again (their old run "
                                    "files moved aside); writes OUT/runs/*.h5, OUT/summary.csv and "
                                    "OUT/summary.h5.")
-    p.add_argument("spec", help="sweep spec (TOML), see docs/sweeps.md")
+    p.add_argument("spec", help="sweep spec (TOML) or its name in protocols/sweeps/, see docs/sweeps.md")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override a key of the sweep's spec (repeatable), e.g. model.n_units=16, sweep.seeds=2, "
+                        "training.iterations=100, rule.tcr_stp.eta_s=0.05; grid keys still win per job")
     p.add_argument("--out", default=None, help="output folder (default runs/<spec name>)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running dask.distributed scheduler (e.g. tcp://host:8786)")
@@ -30,7 +33,7 @@ def run(args):
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
     res = run_sweep(args.spec, out, scheduler=args.scheduler, workers=args.workers,
                     progress=not args.no_progress, refuse_stale=args.refuse_stale,
-                    log=lambda message: print(message, file=sys.stderr, flush=True))
+                    log=lambda message: print(message, file=sys.stderr, flush=True), overrides=args.overrides)
     n = len(res["rows"])
     solved = sum(r["status"] == "converged" for r in res["rows"])
     rerun = f" ({len(res['changed'])} because their settings changed)" if res["changed"] else ""

@@ -10,7 +10,8 @@ from ..preflight import check_model_settings, check_out_folder, check_run_seed
 def add_parser(sub):
     p = sub.add_parser("train", help="train one network on one task, write DIR/run.h5",
                        description="Train a network from a model spec on a task and write the HDF5 run file.")
-    p.add_argument("--model", help="spec file or name in models/ (e.g. lfrnn, lfrnn_chaotic)")
+    p.add_argument("--model", help="spec file, or a name in models/ or models/examples/ (e.g. lfrnn, "
+                                    "lfrnn_chaotic, quickstart; see `bioplastic list specs`)")
     p.add_argument("--task",
                    help="task name (see `bioplastic list tasks`; default: the spec's [task] name)")
     p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its last checkpoint "
@@ -20,8 +21,14 @@ def add_parser(sub):
                         "else bptt; see `bioplastic rules list`)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                    help="override a spec setting (repeatable), e.g. model.n_units=32, task.n_steps=40, "
-                        "rule.tcr_stp.eta_s=0.05, local_training.lr=0.003, rule.name=eprop; VALUE is a TOML "
+                        "rule.tcr_stp.eta_s=0.05, local_training.lr=0.003, rule.name=eprop, "
+                        "training.lambda_tcr.value=0.5, record.n_trials=4, nwb.lab=X; VALUE is a TOML "
                         "value (a bare word is a string); see docs/specs.md")
+    p.add_argument("--record", nargs="?", const="", default=None, metavar="WHAT",
+                   help="record activity of a fixed batch of trials at every checkpoint (BPTT runs): bare for "
+                        "the defaults (states, rates, outputs; 16 trials), or a comma-separated list, e.g. "
+                        "--record rates,states,inputs; the same as a [record] table (docs/specs.md), whose "
+                        "other keys it keeps")
     p.add_argument("--tcr", type=float, default=None, metavar="LAMBDA",
                    help="constant lambda_TCR (default: spec or 0); for local rules, the multiplier of the TCR-STP strength")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: drawn and recorded)")
@@ -54,6 +61,8 @@ def run(args):
     if args.resume:
         if getattr(args, "overrides", None):
             raise ConfigError("--set changes a spec; a resumed run takes its settings from the run file")
+        if getattr(args, "record", None) is not None:
+            raise ConfigError("--record changes what a run records; a resumed run records what it started with")
         if getattr(args, "overwrite", False):
             raise ConfigError("--overwrite replaces OUT/run.h5 of a new run; a resumed run continues its file")
         check_resume_flags(args)
@@ -87,8 +96,13 @@ def run(args):
     spec = load_spec(args.model, overrides=overrides)
     if args.task is None and "name" not in spec["task"]:
         raise ConfigError(f"--task required (or name = \"...\" in the [task] table of {spec['path']})")
+    if getattr(args, "record", None) is not None:
+        spec["record"] = record_from_flag(args.record, spec.get("record"))
     plan = run_settings(spec, task=args.task, rule=args.rule)
     task, rule = plan["task"], plan["rule"]
+    if plan["local"] and getattr(args, "record", None) is not None:
+        raise ConfigError(f"--record: rule {rule.name!r} is trained by the local-rule loop, which records no "
+                          "activity; record a BPTT run (--rule bptt) or drop --record")
     model = {k: v for k, v in spec["model"].items() if k != "kind"}
     check_model_settings(spec["model"].get("kind"), model, where=str(spec.get("path", "spec")))
     net = network_from_spec(spec, task)
@@ -109,6 +123,11 @@ def run(args):
     kwargs.pop("seed", None)
     check_run_seed(seed)
     _check_settings(net, task, kwargs, seed, plan["local"])
+    if plan["local"]:
+        from ..io.specs import check_rule_on
+
+        check_rule_on(rule, net, spec.get("rule"), where=str(spec.get("path", "spec")))
+        _check_stp_scale(rule, kwargs.get("lambda_tcr", 1.0))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -126,6 +145,8 @@ def run(args):
         else:
             fit = train
         extra = {"spec": spec["path"], "spec_overrides": spec["overrides"]}
+        if spec.get("nwb"):  # for the NWB export (bioplastic.export.nwb.nwb_metadata_from_spec)
+            extra["nwb"] = spec["nwb"]
         result = fit(net, task, seed=seed, run_file=run_file,
                      progress=False if args.no_progress else None, extra_config=extra, **kwargs)
     print(result.summary())
@@ -137,7 +158,7 @@ def _check_settings(net, task, kwargs, seed, local) -> None:
     """The checks train() / train_local() start with, run before OUT is created."""
     import inspect
 
-    from ..preflight import check_train_settings
+    from ..preflight import check_run_objects, check_train_settings
     from ..training import train
     from ..training.local import train_local
 
@@ -150,7 +171,30 @@ def _check_settings(net, task, kwargs, seed, local) -> None:
     picked = {k: settings[k] for k in names if k in settings}
     if isinstance(settings.get("optimizer"), str):
         picked["lr"] = settings.get("lr")
+    check_run_objects(net, task, settings)  # first: the memory estimate reads some of these values
     check_train_settings(net, task, seed=seed, local=local, **picked)
+
+
+def _check_stp_scale(rule, lambda_tcr) -> None:
+    """For a local rule lambda_tcr multiplies the TCR-STP strength: refused, as train_local does,
+    for a rule without tcr_stp unless it is the neutral 1."""
+    from ..training.schedules import Constant, make_schedule
+
+    schedule = make_schedule(lambda_tcr)
+    if rule.stp is None and not (isinstance(schedule, Constant) and schedule.value == 1.0):
+        raise ConfigError(f"lambda_tcr scales the TCR-STP strength, but rule {rule.name!r} has no 'tcr_stp' "
+                          f"part; use e.g. '{rule.name}+tcr_stp'")
+
+
+def record_from_flag(value: str, table=None) -> dict:
+    """The ``[record]`` table ``--record [WHAT]`` asks for: ``table`` (the spec's, or defaults) with
+    ``what`` from the comma-separated ``value`` when it is not empty."""
+    from ..io.specs import normalise_record
+
+    record = dict(table or {})
+    if value and value.strip():
+        record["what"] = value
+    return normalise_record(record)
 
 
 def _same(a, b) -> bool:

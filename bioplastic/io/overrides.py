@@ -53,32 +53,37 @@ def parse_value(text: str):
         return text
 
 
-def parse_override(text: str) -> tuple[tuple[str, ...], object]:
+def parse_override(text: str, *, min_parts: int = 2, form: str = FORM) -> tuple[tuple[str, ...], object]:
     """Split ``"SECTION.KEY[.SUBKEY...]=VALUE"`` into its key path and parsed value.
 
     Parameters
     ----------
     text : str
         One ``--set`` argument.
+    min_parts : int, default 2
+        Fewest parts of the key path: 2 for a spec (a section and a key), 1
+        for a protocol's settings (``seeds=3``).
+    form : str
+        The expected form, quoted in error messages.
 
     Returns
     -------
     (tuple of str, object)
-        The key path (at least two parts: a section and a key) and the value
-        (see :func:`parse_value`).
+        The key path and the value (see :func:`parse_value`).
 
     Raises
     ------
     ConfigError
-        Without ``=``, without a section (a key with no dot), or with an
-        empty key part; the message names the expected form.
+        Without ``=``, with fewer than ``min_parts`` parts (a key with no
+        section), or with an empty key part; the message names the expected form.
     """
     if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(f"--set {text!r}: no '='; expected {FORM}")
+        raise ConfigError(f"--set {text!r}: no '='; expected {form}")
     key, _, value = text.partition("=")
     parts = tuple(p.strip() for p in key.strip().split("."))
-    if len(parts) < 2 or not all(parts):
-        raise ConfigError(f"--set {text!r}: {key.strip()!r} is not SECTION.KEY; expected {FORM}")
+    if len(parts) < min_parts or not all(parts):
+        what = "SECTION.KEY" if min_parts > 1 else "KEY or TABLE.KEY"
+        raise ConfigError(f"--set {text!r}: {key.strip()!r} is not {what}; expected {form}")
     return parts, parse_value(value.strip())
 
 
