@@ -20,23 +20,25 @@ def run_with_recordings(tmp_path_factory):
 
 
 def test_export_round_trip(run_with_recordings, tmp_path):
-    from bioplastic.export.nwb import export_nwb, read_nwb_series
+    from bioplastic.export.nwb import export_nwb
 
     out = export_nwb(run_with_recordings, tmp_path / "run.nwb")
     data = bp.read_run(run_with_recordings)
-    rec = data.recordings["at"][max(data.recordings["at"])]
+    k = max(data.recordings["at"])
+    rec = data.recordings["at"][k]
     T, B = data.recordings["trials"].T, 6
-    rates, rate_hz, trials = read_nwb_series(out, "rates")
-    assert rates.shape == (B * T, 12) and rate_hz == pytest.approx(100.0)  # 10 ms per time unit
-    np.testing.assert_array_equal(rates[:T], rec["rates"][1:, 0])      # trial 0
-    np.testing.assert_array_equal(rates[T:2 * T], rec["rates"][1:, 1])  # trial 1 follows
+    got = bp.read_nwb(out, "rates")
+    assert got.activity.shape == (T, B, 12) and got.bin_seconds == pytest.approx(0.01)  # 10 ms per time unit
+    np.testing.assert_array_equal(got.activity, rec["rates"][1:])
+    trials = got.trials
     assert len(trials["start_time"]) == B
     np.testing.assert_allclose(trials["start_time"], np.arange(B) * T * 1e-2)
     np.testing.assert_allclose(trials["coherence"], data.recordings["trials"].trial_table["coherence"])
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         assert set(nwb.epochs["tags"][:][0]) <= {"fixation", "stimulus", "delay", "response"}
-        assert {"rates", "states", "outputs", "inputs"} <= set(nwb.acquisition)
+        assert {f"{w}_it{k:06d}" for w in ("rates", "states", "outputs")} <= set(nwb.acquisition)
+        assert "inputs" in nwb.stimulus  # recorded or not, inputs go to stimulus
 
 
 def test_nwbinspector_finds_no_errors(run_with_recordings, tmp_path):
@@ -51,32 +53,30 @@ def test_nwbinspector_finds_no_errors(run_with_recordings, tmp_path):
 
 
 def test_export_errors(run_with_recordings, tmp_path):
-    from bioplastic.export.nwb import export_nwb, read_nwb_series
+    from bioplastic.export.nwb import export_nwb
 
     out = tmp_path / "x.nwb"
     export_nwb(run_with_recordings, out)
     with pytest.raises(ConfigError, match="exists"):
         export_nwb(run_with_recordings, out)
     with pytest.raises(SchemaError, match="no recording at iteration 3"):
-        export_nwb(run_with_recordings, tmp_path / "y.nwb", checkpoint=3, overwrite=True)
+        export_nwb(run_with_recordings, tmp_path / "y.nwb", checkpoints=3, overwrite=True)
     plain = tmp_path / "plain.h5"
     net = bp.make_network("lfrnn", 3, 3, n_units=4)
     bp.train(net, bp.get_task("flipflop"), iterations=1, seed=0, run_file=plain, progress=False)
     with pytest.raises(SchemaError, match="has no recordings"):
         export_nwb(plain, tmp_path / "z.nwb")
     with pytest.raises(SchemaError, match="not a readable NWB"):
-        read_nwb_series(plain)
-    with pytest.raises(SchemaError, match="no acquisition series 'spikes'"):
-        read_nwb_series(out, "spikes")
+        bp.read_nwb(plain)
+    with pytest.raises(SchemaError, match="no TimeSeries 'spikes'"):
+        bp.read_nwb(out, "spikes")
 
 
 def test_cli_export_nwb(run_with_recordings, tmp_path, capsys):
     from bioplastic.cli import main
-    from bioplastic.export.nwb import read_nwb_series
 
     out = tmp_path / "cli.nwb"
     assert main(["export", "nwb", str(run_with_recordings), str(out), "--time-unit-ms", "1"]) == 0
-    _, rate_hz, _ = read_nwb_series(out)
-    assert rate_hz == pytest.approx(1000.0)  # dt = 1 time unit = 1 ms
+    assert bp.read_nwb(out).bin_seconds == pytest.approx(1e-3)  # dt = 1 time unit = 1 ms
     assert main(["export", "nwb", str(run_with_recordings), str(out)]) == 2
     assert "exists" in capsys.readouterr().err
