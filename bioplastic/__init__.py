@@ -12,13 +12,14 @@ from ._kernel_cache import drop_stale_kernel_cache
 
 drop_stale_kernel_cache()  # before any kernel loads its cache: numba does not see edits to callees
 from . import config
-from .memory import keep_freed_memory
+from .memory import keep_freed_memory, tune_if_wanted
 
-keep_freed_memory()  # large arrays are reused warm; see bioplastic.memory
+tune_if_wanted(default=False)  # malloc is the host process's: tuned only with BIOPLASTIC_TUNE_MALLOC=1
 from ._version import __version__
 from .errors import (BioplasticError, ConfigError, DivergenceError, SchemaError, ShapeError,
                      UnknownNameError)
 from .io import read_run, write_run
+from .io.nwb_read import read_nwb
 from .networks import list_models, make_network
 from .tasks import get_task, list_tasks
 from .training import TrainResult, train

@@ -156,6 +156,9 @@ def format_parts(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from .memory import tune_if_wanted
+
+    tune_if_wanted(default=True)  # the benchmark owns its process, as the CLI does
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)

@@ -1,4 +1,9 @@
-"""All figures (matplotlib, Agg backend, PNG). Plotting stays in this module."""
+"""All figures (matplotlib, PNG). Plotting stays in this module.
+
+Figures are drawn on their own Agg canvas (:func:`subplots`): this module
+never imports pyplot nor selects a backend, so it leaves the user's
+matplotlib state alone.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,22 +14,69 @@ from .errors import ConfigError
 from .io.atomic import atomic_path
 
 
-def _pyplot():
+#: Keyword arguments of ``pyplot.subplots`` that belong to the figure, not to its grid of axes.
+_FIGURE_KEYS = ("layout", "dpi", "facecolor", "edgecolor", "frameon", "constrained_layout", "tight_layout")
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs):
+    """A new figure and its axes, like ``pyplot.subplots`` but without pyplot.
+
+    The figure has its own Agg canvas, so drawing never touches the user's
+    global backend nor pyplot's figure registry (SPEC 11: no process-wide
+    side effects).
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Grid of axes.
+    figsize : (float, float) or None
+        Width and height in inches (None: matplotlib's default).
+    **kwargs
+        ``layout``, ``dpi`` and the other figure options go to
+        :class:`~matplotlib.figure.Figure`; the rest (``sharex``,
+        ``squeeze``, ``gridspec_kw``, ...) to :meth:`Figure.subplots`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : Axes or array of Axes, as ``pyplot.subplots`` returns them
+
+    Examples
+    --------
+    >>> fig, axes = subplots(1, 2, figsize=(6, 3), squeeze=False)
+    >>> axes.shape
+    (1, 2)
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig_kw = {k: kwargs.pop(k) for k in _FIGURE_KEYS if k in kwargs}
+    fig = Figure(figsize=figsize, **fig_kw)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _colors() -> list:
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
-    return plt
+
+def _colormap(cmap):
+    import matplotlib
+
+    return matplotlib.colormaps.get_cmap(cmap)
 
 
 def save_figure(fig, path) -> Path:
-    """Save ``fig`` as PNG atomically and close it."""
-    plt = _pyplot()
+    """Save ``fig`` as PNG atomically.
+
+    Figures from :func:`subplots` are not registered with pyplot, so there
+    is nothing to close: they are freed with their last reference.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path
 
 
@@ -35,10 +87,9 @@ def loss_curves(panels: dict, path, *, ylabel="task loss", title=None) -> Path:
     Seeds are thin lines, the dot marks the iteration where the run reached
     criterion; log-scaled loss.
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), sharey=True, squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = subplots(1, n, figsize=(4.2 * n, 3.4), sharey=True, squeeze=False)
+    colors = _colors()
     for ax, (panel, conditions) in zip(axes[0], panels.items()):
         for ci, (label, curves) in enumerate(conditions.items()):
             c = colors[ci % len(colors)]
@@ -67,9 +118,8 @@ def pc_trajectories(panels: dict, *, n_steps: int, path, n_trials=6) -> Path:
     (as from ``pca(x.reshape(-1, N))`` of a (T, B, N) array); the first
     ``n_trials`` trials are drawn, each from its start (circle) on.
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.6), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(4 * n, 3.6), squeeze=False)
     for ax, (title, scores) in zip(axes[0], panels.items()):
         s = np.asarray(scores).reshape(n_steps, -1, scores.shape[-1])
         for b in range(min(n_trials, s.shape[1])):
@@ -93,11 +143,10 @@ def brian2_comparison(traj, result, batch, path, *, mode="rate", time_unit_ms=10
     for all units and steps. ``figures`` (the agreement numbers) go in the
     title.
     """
-    plt = _pyplot()
     T1 = traj.rates.shape[0]
     t = np.arange(T1) * batch.dt * time_unit_ms
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = subplots(1, 3, figsize=(14, 3.6))
+    colors = _colors()
     ax = axes[0]
     for k in range(min(n_units, traj.rates.shape[2])):
         c = colors[k % len(colors)]
@@ -144,9 +193,8 @@ def memory_hold_times(panels: dict, path, *, window_ms: float, title=None) -> Pa
     point at ``window_ms`` (dashed line) was held for the whole window
     (censored). Horizontal bars are medians.
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), sharey=True, squeeze=False)
+    fig, axes = subplots(1, n, figsize=(4.6 * n, 3.4), sharey=True, squeeze=False)
     rng = np.random.default_rng(0)  # jitter only
     for ax, (label, patterns) in zip(axes[0], panels.items()):
         for x, (pat, times) in enumerate(patterns.items()):
@@ -194,8 +242,7 @@ def loss_with_gr_events(iterations, loss, ckpt_iterations, n_stable, distance, e
     the number the task needs (``n_required``, dotted), and the geometry
     distance to the previous checkpoint (dots, right axis).
     """
-    plt = _pyplot()
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1.2]})
+    fig, (ax, bx) = subplots(2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1.2]})
     it = np.asarray(iterations)
     ax.plot(it, loss, color="0.7", lw=0.6)
     smooth = _running_median_plot(loss, max(3, len(it) // 100 * 2 + 1))
@@ -247,8 +294,7 @@ def slow_dynamics(panels: dict, path, *, time_unit="steps", title=None) -> Path:
     distribution of the units' timescales (censored units at the right edge);
     right: trial-averaged activity of example ramping units per label.
     """
-    plt = _pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax, bx) = subplots(1, 2, figsize=(10, 3.6))
     finite_max = max([float(np.nanmax(np.where(np.isinf(p["timescales"]), np.nan, p["timescales"])))
                       for p in panels.values() if np.any(np.isfinite(p["timescales"]))] or [1.0])
     edge = finite_max * 1.15
@@ -291,9 +337,8 @@ def paired_conditions(panels: dict, path, *, ylabel: str, title=None, log=False)
     ``panels`` maps a panel title to ``{condition: [value per seed]}`` (same
     seeds in every condition, None/NaN where missing); the bar is the median.
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.8, 3.5), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(3.3 * n + 0.8, 3.5), squeeze=False)
     for ax, (name, conds) in zip(axes[0], panels.items()):
         labels = list(conds)
         vals = np.array([[np.nan if v is None else float(v) for v in conds[c]] for c in labels])
@@ -341,9 +386,8 @@ def phase_portraits(panels: list, path, *, axis_labels=("PC1", "PC2"), title=Non
     Each panel is a dict with ``title``, ``trajectories`` (T+1, B, 2),
     ``points`` (K, 2), ``stability`` (K,) labels and ``is_fixed`` (K,).
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
     seen = set()
     for ax, p in zip(axes[0], panels):
         tr = np.asarray(p["trajectories"])
@@ -367,9 +411,8 @@ def speed_maps(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) ->
     Each panel is a dict as for :func:`phase_portraits` plus ``a`` (G,),
     ``b`` (G,) grid coordinates and ``speed`` (G, G) (rows: b, columns: a).
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.3), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(3.6 * n, 3.3), squeeze=False)
     seen = set()
     logs = [np.log10(np.maximum(np.asarray(p["speed"]), 1e-12)) for p in panels]
     lo = min(float(np.min(v)) for v in logs)
@@ -419,13 +462,12 @@ def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None
     -------
     Path
     """
-    plt = _pyplot()
     labels = list(groups)
     null_leads = {} if null_leads is None else null_leads
     unknown = sorted(set(map(str, null_leads)) - set(map(str, labels)))
     if unknown:
         raise ConfigError(f"null_leads has labels that are not groups: {unknown} (groups: {labels})")
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.9 * len(labels)), 3.6))
+    fig, ax = subplots(figsize=(max(4.5, 1.9 * len(labels)), 3.6))
     rng = np.random.default_rng(0)
     seen = set()
 
@@ -477,10 +519,9 @@ def iterations_to_criterion(groups: dict, path, *, budget: int, title=None) -> P
     (censored); the bar is the median over seeds (unsolved counted at the
     budget).
     """
-    plt = _pyplot()
     n = len(groups)
-    fig, axes = plt.subplots(1, n, figsize=(max(3.6, 1.1 * max(len(c) for c in groups.values()) + 1.5) * n, 3.6),
-                             squeeze=False)
+    fig, axes = subplots(1, n, figsize=(max(3.6, 1.1 * max(len(c) for c in groups.values()) + 1.5) * n, 3.6),
+                         squeeze=False)
     for ax, (panel, conds) in zip(axes[0], groups.items()):
         for ci, (label, its) in enumerate(conds.items()):
             vals = np.array([budget if i is None else i for i in its], dtype=float)
@@ -508,8 +549,7 @@ def rule_diagnostics(panels: dict, path, *, title=None) -> Path:
     ``panels`` maps a rule label to a list of ``(iterations, alignment,
     relative_variance)`` curves (one per seed; NaN where not measured).
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), squeeze=False)
+    fig, axes = subplots(1, 2, figsize=(9, 3.4), squeeze=False)
     for ci, (label, curves) in enumerate(panels.items()):
         c = f"C{ci % 10}"
         for si, (its, align, rel) in enumerate(curves):
@@ -538,8 +578,7 @@ def freeze_in_traces(panels: dict, path, *, title=None) -> Path:
     ``panels`` maps a condition to a list of ``(iterations, lambda_tcr,
     tcr_measure, accuracy, diverged_at)`` per seed; a cross marks divergence.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), squeeze=False)
+    fig, axes = subplots(1, 3, figsize=(12, 3.4), squeeze=False)
     for ci, (label, curves) in enumerate(panels.items()):
         c = f"C{ci % 10}"
         for si, (its, lam, tcr, acc, div) in enumerate(curves):
@@ -569,10 +608,9 @@ def loss_overview(panels: dict, path, *, title=None) -> Path:
     many decades in unstable runs); dots: detected drop iterations. The y
     range ignores the top 0.5 % of losses.
     """
-    plt = _pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    colors = _colors()
     for ax, (panel, conditions) in zip(axes[0], panels.items()):
         lows, highs = [], []
         for ci, (label, curves) in enumerate(conditions.items()):
@@ -610,15 +648,14 @@ def cell_heatmaps(panels: dict, path, *, colorbar_label: str, vmin=0.0, vmax=1.0
     "values": (R, C) array (NaN: not run, drawn grey), "text": (R, C) list of
     str, "xlabel": str, "ylabel": str}``. One colour scale for all panels.
     """
-    plt = _pyplot()
     n = len(panels)
     ncols = min(n, 3)
     nrows = -(-n // ncols)
     first = next(iter(panels.values()))
     cw, rh = 1.0 * len(first["cols"]) + 2.2, 0.45 * len(first["rows"]) + 1.6
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cw * ncols + 1.2, rh * nrows + 0.6), squeeze=False,
-                             layout="constrained")
-    cm = plt.get_cmap(cmap).with_extremes(bad="0.85")
+    fig, axes = subplots(nrows, ncols, figsize=(cw * ncols + 1.2, rh * nrows + 0.6), squeeze=False,
+                         layout="constrained")
+    cm = _colormap(cmap).with_extremes(bad="0.85")
     im = None
     for ax, (name, p) in zip(axes.ravel(), panels.items()):
         vals = np.ma.masked_invalid(np.asarray(p["values"], dtype=float))
@@ -656,10 +693,9 @@ def outcome_bars(panels: dict, path, *, title=None,
     outcomes among solved, collapsed, diverged, unsolved; bars show fractions
     of the condition's runs, with the counts written in the segments.
     """
-    plt = _pyplot()
     n = len(panels)
     rows = max(len(c) for c in panels.values())
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 0.32 * rows + 1.4), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(4.6 * n, 0.32 * rows + 1.4), squeeze=False)
     for ax, (panel, conds) in zip(axes[0], panels.items()):
         labels = list(conds)
         for i, label in enumerate(labels):
@@ -682,5 +718,62 @@ def outcome_bars(panels: dict, path, *, title=None,
     axes[0][-1].legend(frameon=False, fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def lif_comparison(traj, result, batch, path, *, time_unit_ms=10.0, n_per_unit=1, figures=None, trial=0,
+                   n_units=4) -> Path:
+    """Rate network against its LIF conversion, one trial, in four panels.
+
+    (a) spike raster of trial 0 (neurons grouped by rate unit, time in ms);
+    (b) filtered spike rates ``r_hat`` (dashed) against the rate units ``r``
+    (solid) for ``n_units`` units; (c) task outputs decoded from spikes
+    (dashed) and of the rate network (solid) with the targets (dotted);
+    (d) the firing-rate distribution of all neurons (Hz). ``figures`` (the
+    agreement numbers) go in the title.
+    """
+    T1 = traj.rates.shape[0]
+    t = np.arange(T1) * batch.dt * time_unit_ms
+    fig, axes = subplots(1, 4, figsize=(18, 3.8))
+    colors = _colors()
+    ax = axes[0]
+    if "spike_i" in result and len(result["spike_i"]):
+        ax.plot(np.asarray(result["spike_t"]) * time_unit_ms, np.asarray(result["spike_i"]) / n_per_unit, "|",
+                ms=2, color="k", alpha=0.6)
+    ax.set_xlim(0, t[-1])
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("rate unit (neurons stacked)" if n_per_unit > 1 else "neuron = rate unit")
+    ax.set_title(f"spikes, trial {trial}")
+    ax = axes[1]
+    for k in range(min(n_units, traj.rates.shape[2])):
+        c = colors[k % len(colors)]
+        ax.plot(t, traj.rates[:, trial, k], color=c, lw=1.6, label="rate unit r" if k == 0 else None)
+        ax.plot(t, np.asarray(result["rates"])[:, trial, k], "--", color=c, lw=1.0,
+                label="LIF filtered spikes r_hat" if k == 0 else None)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("rate (units of phi)")
+    ax.set_title(f"{min(n_units, traj.rates.shape[2])} units")
+    ax.legend(frameon=False, fontsize=8)
+    ax = axes[2]
+    for o in range(traj.outputs.shape[2]):
+        c = colors[o % len(colors)]
+        ax.plot(t[1:], batch.targets[:, trial, o], ":", color="0.5", lw=1.0, label="target" if o == 0 else None)
+        ax.plot(t[1:], traj.outputs[:, trial, o], color=c, lw=1.6, label="rate network" if o == 0 else None)
+        ax.plot(t[1:], np.asarray(result["outputs"])[:, trial, o], "--", color=c, lw=1.0,
+                label="LIF network" if o == 0 else None)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("output y (task units)")
+    ax.set_title("task outputs")
+    ax.legend(frameon=False, fontsize=8)
+    ax = axes[3]
+    rates = np.asarray(result["neuron_rate_hz"])
+    ax.hist(rates, bins=30, color="0.4")
+    ax.set_xlabel("firing rate per neuron (Hz)")
+    ax.set_ylabel("neurons")
+    ax.set_title(f"all neurons and trials (mean {rates.mean():.1f} Hz)")
+    if figures:
+        keys = ("accuracy_lif", "accuracy_rate", "accuracy_mean_field", "rate_correlation", "isi_cv_median")
+        fig.suptitle("Brian2 LIF mode: " + ", ".join(f"{k} = {figures[k]:.3g}" for k in keys if k in figures))
     fig.tight_layout()
     return save_figure(fig, path)

@@ -471,10 +471,9 @@ def plot(jobs, results, summary, s, out: Path) -> list[Path]:
 
 
 def _plot_predictions(pr, path) -> Path:
-    from bioplastic.plotting import _pyplot, save_figure
+    from bioplastic.plotting import save_figure, subplots
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
     taus = [float(t) for t in pr["tau_s"]]
     med = [pr["tau_s"][t]["median"] for t in pr["tau_s"]]
     lo = [pr["tau_s"][t]["ci95"][0] for t in pr["tau_s"]]

@@ -93,10 +93,9 @@ def summarise(jobs, results, s, grid) -> dict:
 
 
 def plot(summary, s, out: Path) -> list[Path]:
-    from bioplastic.plotting import _pyplot, save_figure
+    from bioplastic.plotting import save_figure, subplots
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(summary), figsize=(5 * len(summary), 4), squeeze=False)
+    fig, axes = subplots(1, len(summary), figsize=(5 * len(summary), 4), squeeze=False)
     for ax, (rule, d) in zip(axes[0], summary.items()):
         rows = sorted(d["ranked"], key=lambda r: r["setting"])
         x = np.arange(len(rows))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, SchemaError, ShapeError
+from ..training.progress import ProgressBar
 from .abrupt import AbruptLearning, detect_abrupt_learning, gr_lead_time
 from .fixed_points import FixedPoints, find_fixed_points, sample_states
 from .geometry import GREvents, gr_events, state_spread
@@ -150,7 +151,7 @@ def _params_finite(p) -> bool:
 
 def analyze_run(run_file, *, n_init=256, batch_size=64, seed=0, inputs="zero", epoch=None, checkpoints=None,
                 skip_nonfinite=False, n_portraits=4, speed_grid=40, finder=None, gr=None, abrupt=None,
-                loss_column="task_loss") -> RunAnalysis:
+                loss_column="task_loss", progress=False) -> RunAnalysis:
     """Analyse the geometry of a training run (see the module docstring).
 
     Parameters
@@ -171,6 +172,9 @@ def analyze_run(run_file, *, n_init=256, batch_size=64, seed=0, inputs="zero", e
         :func:`find_fixed_points` (here ``settle_steps`` defaults to 1000),
         :func:`gr_events`, :func:`detect_abrupt_learning`
     loss_column : str, history column the abrupt-learning detector reads
+    progress : bool, show a progress bar on stderr (one step per checkpoint,
+        then per stage: GR events and the drop, slow dynamics, each speed map);
+        off by default, as protocol workers call this
 
     Returns
     -------
@@ -217,51 +221,66 @@ def analyze_run(run_file, *, n_init=256, batch_size=64, seed=0, inputs="zero", e
     init_seed = int(rng.integers(2 ** 31))
 
     fps, scales, trajs = {}, {}, {}
-    for k in ks:
-        params = data.checkpoints[k]
-        try:
-            traj = net.forward(params, batch.inputs)
-        except ShapeError as exc:
-            raise ShapeError(f"checkpoint {k} of {path!r}: {exc}") from exc
-        S = trajectory_states(net, traj)
-        if not np.all(np.isfinite(S)):
-            raise ShapeError(f"checkpoint {k} of {path!r}: the network's states diverge (NaN/inf) on task trials")
-        X0 = sample_states(S, int(n_init), np.random.default_rng(init_seed))
-        fps[k] = find_fixed_points(net, params, X0, inputs=u, **{"settle_steps": 1000, **(finder or {})})
-        scales[k] = state_spread(S)
-        trajs[k] = (S, traj.rates)
+    # One step per checkpoint, then per stage; the total grows once the portrait
+    # checkpoints are known (they depend on the drop).
+    with ProgressBar(total=len(ks) + 2, disable=not progress, desc="analyze: fixed points", leave=False) as bar:
+        for k in ks:
+            params = data.checkpoints[k]
+            try:
+                traj = net.forward(params, batch.inputs)
+            except ShapeError as exc:
+                raise ShapeError(f"checkpoint {k} of {path!r}: {exc}") from exc
+            S = trajectory_states(net, traj)
+            if not np.all(np.isfinite(S)):
+                raise ShapeError(f"checkpoint {k} of {path!r}: the network's states diverge (NaN/inf) "
+                                 "on task trials")
+            X0 = sample_states(S, int(n_init), np.random.default_rng(init_seed))
+            fps[k] = find_fixed_points(net, params, X0, inputs=u, **{"settle_steps": 1000, **(finder or {})})
+            scales[k] = state_spread(S)
+            trajs[k] = (S, traj.rates)
+            bar.set_postfix_str(f"iteration {k}", refresh=False)
+            bar.update(1)
 
-    events = gr_events(fps, scales, **(gr or {}))
-    hist_it = np.asarray(data.history["iteration"])
-    hist_loss = np.asarray(data.history[loss_column])
-    abr = detect_abrupt_learning(hist_it, hist_loss, **(abrupt or {}))
-    lead = gr_lead_time(events.events, abr, events.iterations)
+        bar.set_description("analyze: GR events, drop", refresh=False)
+        events = gr_events(fps, scales, **(gr or {}))
+        hist_it = np.asarray(data.history["iteration"])
+        hist_loss = np.asarray(data.history[loss_column])
+        abr = detect_abrupt_learning(hist_it, hist_loss, **(abrupt or {}))
+        lead = gr_lead_time(events.events, abr, events.iterations)
+        bar.update(1)
+        bar.set_description("analyze: slow dynamics", refresh=False)
 
-    mask = batch.epochs[epoch]
-    slow = {"epoch": epoch}
-    for label, k in (("initial", ks[0]), ("final", ks[-1])):
-        rates = trajs[k][1]
-        tau = autocorrelation_timescales(rates, mask, dt=task.dt)
-        ramp = ramping_units(rates, mask, dt=task.dt)
-        slow[f"{label}_iteration"] = int(k)
-        slow[f"{label}_timescales"] = tau
-        slow[f"{label}_ramping"] = ramp.is_ramping
-        slow[f"{label}_ramping_fraction"] = ramp.fraction
-        slow[f"{label}_ramping_traces"] = ramp.mean[:, ramp.is_ramping][:, :5]  # up to 5 example units
-        varying = tau[~np.isnan(tau)]
-        slow[f"{label}_median_timescale"] = float(np.median(varying)) if varying.size else float("nan")
-        slow[f"{label}_fraction_censored"] = float(np.isinf(varying).mean()) if varying.size else float("nan")
+        mask = batch.epochs[epoch]
+        slow = {"epoch": epoch}
+        for label, k in (("initial", ks[0]), ("final", ks[-1])):
+            rates = trajs[k][1]
+            tau = autocorrelation_timescales(rates, mask, dt=task.dt)
+            ramp = ramping_units(rates, mask, dt=task.dt)
+            slow[f"{label}_iteration"] = int(k)
+            slow[f"{label}_timescales"] = tau
+            slow[f"{label}_ramping"] = ramp.is_ramping
+            slow[f"{label}_ramping_fraction"] = ramp.fraction
+            slow[f"{label}_ramping_traces"] = ramp.mean[:, ramp.is_ramping][:, :5]  # up to 5 example units
+            varying = tau[~np.isnan(tau)]
+            slow[f"{label}_median_timescale"] = float(np.median(varying)) if varying.size else float("nan")
+            slow[f"{label}_fraction_censored"] = float(np.isinf(varying).mean()) if varying.size else float("nan")
 
-    S_final = trajs[ks[-1]][0]
-    mean, comps, explained = _pca(S_final)
-    pca = {"mean": mean, "components": comps, "explained": explained}
-    portraits, speed_maps = {}, {}
-    n_show = min(8, batch.batch_size)
-    for k in _portrait_checkpoints(ks, abr, int(n_portraits)):
-        proj = (trajs[k][0][:, :n_show] - mean) @ comps.T
-        portraits[k] = proj
-        F = autonomous_map(net, data.checkpoints[k], u)
-        speed_maps[k] = _speed_map(F, mean, comps, proj, int(speed_grid))
+        bar.update(1)
+        S_final = trajs[ks[-1]][0]
+        mean, comps, explained = _pca(S_final)
+        pca = {"mean": mean, "components": comps, "explained": explained}
+        portraits, speed_maps = {}, {}
+        n_show = min(8, batch.batch_size)
+        shown = _portrait_checkpoints(ks, abr, int(n_portraits))
+        bar.total += len(shown)
+        bar.set_description("analyze: speed maps", refresh=False)
+        for k in shown:
+            proj = (trajs[k][0][:, :n_show] - mean) @ comps.T
+            portraits[k] = proj
+            F = autonomous_map(net, data.checkpoints[k], u)
+            speed_maps[k] = _speed_map(F, mean, comps, proj, int(speed_grid))
+            bar.set_postfix_str(f"iteration {k}", refresh=False)
+            bar.update(1)
 
     settings = {"n_init": int(n_init), "batch_size": int(batch_size), "seed": int(seed),
                 "n_required": task.n_memories if inputs == "zero" else None,
@@ -281,34 +300,27 @@ def project_points(analysis: RunAnalysis, k: int, fixed_only=False):
     return (fp.states - analysis.pca["mean"]) @ analysis.pca["components"].T, fp
 
 
-def make_figures(analysis: RunAnalysis, out_dir, prefix="") -> list[Path]:
-    """Write the loss/GR figure, phase portraits and speed maps as PNG; returns the paths."""
+def make_figures(analysis: RunAnalysis, out_dir, prefix="", *, progress=False) -> list[Path]:
+    """Write the loss/GR figure, slow dynamics, phase portraits and speed maps as PNG; returns the paths.
+
+    ``progress`` shows a bar on stderr, one step per figure.
+    """
     from .. import plotting
 
     out = Path(out_dir)
     if not out.is_dir():
         raise ConfigError(f"figure folder {str(out)!r} does not exist")
     gr = analysis.gr
-    paths = [plotting.loss_with_gr_events(
-        analysis.loss["iterations"], analysis.loss["loss"], gr.iterations, gr.n_stable, gr.distance, gr.events,
-        analysis.abrupt.as_dict(), out / f"{prefix}loss_gr.png",
-        title=f"{analysis.settings['model']} on {analysis.settings['task']} (seed {analysis.seed})",
-        n_required=analysis.settings.get("n_required"))]
     slow = analysis.slow
-    panels = {}
+    slow_panels = {}
     for label in ("initial", "final"):
         if f"{label}_timescales" not in slow:
             continue
         ramp = np.asarray(slow.get(f"{label}_ramping_traces", np.zeros((0, 0))))
-        panels[f"{label} (iteration {slow[f'{label}_iteration']})"] = {
+        slow_panels[f"{label} (iteration {slow[f'{label}_iteration']})"] = {
             "timescales": np.asarray(slow[f"{label}_timescales"]),
             "ramping_fraction": float(slow[f"{label}_ramping_fraction"]),
             "example_ramping": ramp if ramp.size else None}
-    if panels:
-        paths.append(plotting.slow_dynamics(
-            panels, out / f"{prefix}slow_dynamics.png",
-            time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
-            title=f"slow dynamics in the {slow['epoch']} epoch"))
     panels = []
     for k in sorted(analysis.portraits):
         pts, fp = project_points(analysis, k)
@@ -316,6 +328,22 @@ def make_figures(analysis: RunAnalysis, out_dir, prefix="") -> list[Path]:
                        "stability": fp.stability, "is_fixed": fp.is_fixed, **analysis.speed_maps[k]})
     ev = analysis.pca["explained"]
     axes = (f"PC1 ({100 * ev[0]:.0f}%)", f"PC2 ({100 * ev[1]:.0f}%)")
-    paths.append(plotting.phase_portraits(panels, out / f"{prefix}phase_portraits.png", axis_labels=axes))
-    paths.append(plotting.speed_maps(panels, out / f"{prefix}speed_maps.png", axis_labels=axes))
+
+    figures = [lambda: plotting.loss_with_gr_events(
+        analysis.loss["iterations"], analysis.loss["loss"], gr.iterations, gr.n_stable, gr.distance, gr.events,
+        analysis.abrupt.as_dict(), out / f"{prefix}loss_gr.png",
+        title=f"{analysis.settings['model']} on {analysis.settings['task']} (seed {analysis.seed})",
+        n_required=analysis.settings.get("n_required"))]
+    if slow_panels:
+        figures.append(lambda: plotting.slow_dynamics(
+            slow_panels, out / f"{prefix}slow_dynamics.png",
+            time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
+            title=f"slow dynamics in the {slow['epoch']} epoch"))
+    figures.append(lambda: plotting.phase_portraits(panels, out / f"{prefix}phase_portraits.png", axis_labels=axes))
+    figures.append(lambda: plotting.speed_maps(panels, out / f"{prefix}speed_maps.png", axis_labels=axes))
+    paths = []
+    with ProgressBar(total=len(figures), disable=not progress, desc="analyze: figures", leave=False) as bar:
+        for draw in figures:
+            paths.append(draw())
+            bar.update(1)
     return paths

@@ -7,7 +7,7 @@ import sys
 from .._version import __version__
 from ..errors import BioplasticError
 
-COMMANDS = ("train", "run", "sweep", "bench", "list", "export", "rules", "analyze")
+COMMANDS = ("train", "run", "sweep", "bench", "list", "export", "rules", "analyze", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``bioplastic`` console script."""
+    from ..memory import tune_if_wanted
+
+    # The command owns its process (and its forked workers inherit malloc's
+    # settings): keep freed arrays warm unless BIOPLASTIC_TUNE_MALLOC=0.
+    tune_if_wanted(default=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

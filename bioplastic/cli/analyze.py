@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import config as global_config
 from ..errors import ConfigError
 
 
@@ -21,15 +22,26 @@ def add_parser(sub):
     p.add_argument("--inputs", choices=("zero", "epoch_mean"), default="zero",
                    help="constant input at which fixed points are sought (default zero)")
     p.add_argument("--no-figures", action="store_true", help="write only the analysis file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..analysis import analyze_run, make_figures, write_analysis
 
+    from ..preflight import check_output_file
+
     if args.n_init < 1:
         raise ConfigError(f"--n-init must be >= 1, got {args.n_init}")
-    result = analyze_run(args.run_file, n_init=args.n_init, seed=args.seed, epoch=args.epoch, inputs=args.inputs)
+    # outputs checked before a minute of work, and never onto the run file itself
+    if args.analysis_file is not None:
+        check_output_file(args.analysis_file, inputs=(args.run_file,), what="--analysis-file")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"cannot create figure folder {str(args.out)!r}: it is a file")
+    # a minute of work: show it as training does (on unless --no-progress or the "progress" switch is off)
+    progress = not args.no_progress and bool(global_config.get("progress"))
+    result = analyze_run(args.run_file, n_init=args.n_init, seed=args.seed, epoch=args.epoch, inputs=args.inputs,
+                         progress=progress)
     path = write_analysis(result, args.analysis_file)
     gr, ab = result.gr, result.abrupt
     print(f"{result.settings['model']} on {result.settings['task']} (seed {result.seed}): "
@@ -48,6 +60,6 @@ def run(args):
         except OSError as exc:
             raise ConfigError(f"cannot create figure folder {str(out)!r}: {exc}") from exc
         stem = Path(args.run_file).stem
-        for f in make_figures(result, out, prefix=f"{stem}_"):
+        for f in make_figures(result, out, prefix=f"{stem}_", progress=progress):
             print(f"figure: {f}")
     return 0

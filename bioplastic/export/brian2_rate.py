@@ -54,52 +54,85 @@ CODEGEN_TARGETS = ("numpy", "cython")
 # ---------------------------------------------------------------------------
 # importing brian2
 
-
-class _PtpSourcePatch:
-    """Import hook for brian2 < 2.10 under numpy >= 2.4 (see :func:`import_brian2`)."""
-
-    target = "brian2.units.fundamentalunits"
-
-    def find_spec(self, name, path, target=None):
-        if name != self.target:
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.origin is None:
-            return None
-        base = importlib.machinery.SourceFileLoader
-
-        class Loader(base):
-            def get_data(self, filename):
-                data = base.get_data(self, filename)
-                if filename.endswith(".py"):
-                    data = data.replace(b"wrap_function_keep_dimensions(np.ndarray.ptp)",
-                                        b"wrap_function_keep_dimensions(np.ptp)")
-                return data
-
-            def path_stats(self, filename):  # never reuse the unpatched bytecode cache
-                raise OSError("bytecode cache disabled for the patched module")
-
-        spec.loader = Loader(name, spec.origin)
-        return spec
+#: The brian2 releases the export is tested with (the ``brian2`` extra pins them; docs/brian2.md).
+BRIAN2_SUPPORTED = ">=2.5,<2.10"
+_FIX = "pip install 'bioplastic[brian2]' (brian2 >=2.5,<2.10 with numpy <2.4)"
 
 
-def import_brian2():
-    """Import and return the ``brian2`` module.
+def _release(version) -> tuple:
+    """The leading numbers of a version string: '2.10.0rc1' -> (2, 10, 0)."""
+    out = []
+    for part in str(version).split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        out.append(int(digits))
+        if len(digits) < len(part):  # a suffix such as 'rc1' or '+local' ends the release
+            break
+    return tuple(out)
+
+
+def brian2_support(brian2_version, numpy_version):
+    """Why this brian2 cannot run under this numpy, or None when it can.
 
     brian2 up to 2.9 reads ``numpy.ndarray.ptp`` while defining its Quantity
     class, and numpy 2.4 removed that method, so ``import brian2`` fails
-    with an AttributeError (fixed upstream in brian-team/brian2#1705). When
-    numpy lacks ``ndarray.ptp`` and brian2 is not imported yet, this installs
-    a one-line source patch for that module (``np.ndarray.ptp`` ->
-    ``np.ptp``, the same function) before importing; on a fixed brian2 the
-    patch finds nothing to replace and changes nothing.
+    with an AttributeError (fixed upstream in brian-team/brian2#1705, not
+    released in 2.9). A pure function of the two version strings, so that
+    it can be tested without installing either.
+
+    Parameters
+    ----------
+    brian2_version, numpy_version : str
+        Version strings as in ``brian2.__version__`` and ``numpy.__version__``.
+
+    Returns
+    -------
+    str or None
+        The problem and its fix, naming both versions; None when the pair is
+        not known to be broken.
+
+    Examples
+    --------
+    >>> brian2_support("2.9.0", "2.3.5") is None
+    True
+    >>> print(brian2_support("2.9.0", "2.4.1").split(";")[0])
+    brian2 2.9.0 does not import under numpy 2.4.1 (numpy 2.4 removed ndarray.ptp, which brian2 < 2.10 uses)
+    """
+    b2, nv = _release(brian2_version), _release(numpy_version)
+    if b2 and nv and b2 < (2, 10) and nv >= (2, 4):
+        return (f"brian2 {brian2_version} does not import under numpy {numpy_version} (numpy 2.4 removed "
+                f"ndarray.ptp, which brian2 < 2.10 uses); install supported versions: {_FIX}")
+    return None
+
+
+def _installed_version(dist):
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:  # importable, e.g. from a source tree, without metadata
+        return None
+
+
+def import_brian2():
+    """Import and return the ``brian2`` module, checking it can run under this numpy.
+
+    Brian2 is never patched: a known-incompatible pair of versions (see
+    :func:`brian2_support`) is refused before the import, and any other
+    failure while importing brian2 is re-raised naming both versions.
 
     Raises
     ------
     ImportError
-        If brian2 is not installed, naming the extra that provides it.
+        If brian2 is not installed (naming the extra that provides it), if
+        the installed brian2 does not work with the installed numpy, or if
+        ``import brian2`` fails for another reason; the message names the
+        versions and the fix.
     """
     if "brian2" in sys.modules:
         return sys.modules["brian2"]
@@ -108,15 +141,16 @@ def import_brian2():
     if importlib.util.find_spec("brian2") is None:
         raise ImportError("brian2 is not installed; the Brian2 export needs it: "
                           "pip install 'bioplastic[brian2]' (or pip install brian2)")
-    hook = None
-    if not hasattr(np.ndarray, "ptp"):
-        hook = _PtpSourcePatch()
-        sys.meta_path.insert(0, hook)
+    version = _installed_version("brian2")
+    problem = brian2_support(version, np.__version__) if version else None
+    if problem:
+        raise ImportError(problem)
     try:
         import brian2
-    finally:
-        if hook is not None:
-            sys.meta_path.remove(hook)
+    except Exception as exc:  # brian2's own failure, whatever its type: name the versions and the fix
+        raise ImportError(f"import brian2 failed with brian2 {version or '(version unknown)'} and numpy "
+                          f"{np.__version__}: {type(exc).__name__}: {exc}; the Brian2 export supports brian2 "
+                          f"{BRIAN2_SUPPORTED}: {_FIX}") from exc
     return brian2
 
 
