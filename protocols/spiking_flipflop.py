@@ -25,11 +25,12 @@ population sizes) about 20 minutes when the machine is shared.
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
 
+from bioplastic.analysis.hold import (DEFINITION as HOLD_DEFINITION, WRITE_STEPS, hold_by_memory,
+                                      hold_inputs, hold_times)
 from bioplastic.experiments import run_train_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import memory_hold_times
@@ -45,53 +46,12 @@ TASK = {"name": "flipflop", "criterion": 0.98}
 TRAINING = {"batch_size": 32, "lr": 3e-3, "clip": 1.0, "checkpoint_every": 500}
 SPIKING = {"n_per_pop": 100, "nu_max": 200.0, "tau_syn": 5.0, "tau_out": 10.0, "dt_spike": 0.5}
 TIME_UNIT_MS = 10.0   # one rate-network step (dt = 1) is 10 ms, tau = 10 is 100 ms
-PULSE_STEPS = 3       # as in the task
-WRITE_STEPS = 20      # bit c is pulsed at step 2 + 4c; holding is scored from step 20 on
-LOSS_STEPS = 3        # a memory is lost when the decoded pattern is wrong for 3 steps in a row
-PATTERNS = list(itertools.product((1, -1), repeat=3))
-
-
-def pattern_label(p) -> str:
-    return "".join("+" if s > 0 else "-" for s in p)
-
-
-def hold_inputs(hold_steps: int, repeats: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (T, 8 * repeats, 3) writing each pattern, then silence; and the patterns (B, 3)."""
-    T = WRITE_STEPS + hold_steps
-    pats = np.array([p for p in PATTERNS for _ in range(repeats)], dtype=float)
-    inputs = np.zeros((T, len(pats), 3))
-    for c in range(3):
-        on = 2 + 4 * c
-        inputs[on:on + PULSE_STEPS, :, c] = pats[:, c]
-    return inputs, pats
-
-
-def hold_times(outputs: np.ndarray, pats: np.ndarray, dt_ms: float) -> np.ndarray:
-    """Per trial, ms from ``WRITE_STEPS`` until the decoded pattern is wrong for ``LOSS_STEPS`` steps.
-
-    ``outputs[t]`` is the readout after step t+1; trials that never lose the
-    pattern get the full window (censored).
-    """
-    y = outputs[WRITE_STEPS - 1:]  # output after step WRITE_STEPS onward
-    wrong = np.any(np.sign(y) != pats[None], axis=2)  # (steps, B)
-    n, B = wrong.shape
-    out = np.full(B, n * dt_ms)
-    for b in range(B):
-        run = 0
-        for t in range(n):
-            run = run + 1 if wrong[t, b] else 0
-            if run == LOSS_STEPS:
-                out[b] = (t - LOSS_STEPS + 1) * dt_ms
-                break
-    return out
-
-
 def spiking_job(job: dict) -> dict:
     """Export one trained run, run its standalone script and the memory-hold test."""
     from bioplastic.export import brian2 as b2x
 
     spiking = {**SPIKING, "seed": job["seed"]}
-    exp = b2x.write_export(job["run_file"], job["export_dir"], mode="spiking", force=True,
+    exp = b2x.write_export(job["run_file"], job["export_dir"], mode="spiking", force=True, codegen="auto",
                            trials=job["eval_trials"], trial_seed=1000 + job["seed"],
                            time_unit=TIME_UNIT_MS * 1e-3, spiking=spiking)
     summary = b2x.run_script_and_compare(exp)  # the standalone script, in a fresh python -I
@@ -99,21 +59,17 @@ def spiking_job(job: dict) -> dict:
     # memory hold: spiking (library call, same code as the script) and the rate network
     inputs, pats = hold_inputs(job["hold_steps"], job["hold_repeats"])
     dt_ms = TIME_UNIT_MS * net.dt
-    labels = [pattern_label(p) for p in pats]
-
-    def by_memory(times):
-        return {lab: [float(h) for h, l2 in zip(times, labels) if l2 == lab] for lab in dict.fromkeys(labels)}
-
     held_spiking = {}
     for k, M in enumerate(job["hold_pop_sizes"]):
-        sp = b2x.simulate(exp["model"], inputs, mode="spiking",
+        sp = b2x.simulate(exp["model"], inputs, mode="spiking", codegen=exp["settings"]["codegen"],
                           **{**spiking, "n_per_pop": M, "seed": 10_000 + 100 * job["seed"] + k})
-        held_spiking[str(M)] = by_memory(hold_times(sp["outputs"], pats, dt_ms))
-    held_rate = by_memory(hold_times(net.forward(params, inputs).outputs, pats, dt_ms))
+        held_spiking[str(M)] = hold_by_memory(hold_times(sp["outputs"], pats, dt_ms), pats)
+    held_rate = hold_by_memory(hold_times(net.forward(params, inputs).outputs, pats, dt_ms), pats)
     # the same trials with 1 ms per time unit
     fast = b2x.to_brian2_model(net, params, time_unit=1e-3, mode="spiking")
     fast_spk = {**spiking, "dt_spike": 0.1, "seed": 20_000 + job["seed"]}
-    res_fast = b2x.simulate(fast, exp["batch"].inputs, mode="spiking", **fast_spk)
+    res_fast = b2x.simulate(fast, exp["batch"].inputs, mode="spiking", codegen=exp["settings"]["codegen"],
+                            **fast_spk)
     traj = net.forward(params, exp["batch"].inputs)
     fig_fast = b2x.spiking_agreement(traj, res_fast, task, exp["batch"])
     return {"seed": job["seed"], "agreement": summary["agreement"],
@@ -166,11 +122,6 @@ def summarise(train, spk, settings) -> dict:
     }
 
 
-HOLD_DEFINITION = (f"the three bits are written by one {PULSE_STEPS}-step pulse each (bit c at step 2+4c), then "
-                   f"the input is silent; hold time = time from step {WRITE_STEPS} until the sign pattern of the "
-                   f"decoded output first differs from the written one for {LOSS_STEPS} consecutive steps; "
-                   "trials that never lose it count as the full window (censored)")
-
 
 def fmt_list(v, f="{:.3f}"):
     return ", ".join(f.format(x) for x in v)
@@ -186,7 +137,8 @@ def report(pred, settings, wall) -> str:
         f">= {TASK['criterion']}), seeds {seeds}. Export: one rate-network time unit = {TIME_UNIT_MS:g} ms "
         f"(tau = {10 * TIME_UNIT_MS:g} ms); each unit = {SPIKING['n_per_pop']} Poisson neurons, "
         f"0..{SPIKING['nu_max']:g} Hz for tanh -1..1, synaptic filter {SPIKING['tau_syn']:g} ms, readout filter "
-        f"{SPIKING['tau_out']:g} ms, dt {SPIKING['dt_spike']:g} ms (brian2 numpy target). Spike seed = run seed.", "",
+        f"{SPIKING['tau_out']:g} ms, dt {SPIKING['dt_spike']:g} ms (brian2 cython target when a compiler "
+        "works, else numpy). Spike seed = run seed.", "",
         "## Decoding and tracking", "",
         f"On {settings['eval_trials']} held-out flip-flop trials per seed (1 s each), run by the exported "
         f"standalone script in a fresh `python -I` (bioplastic not importable: "

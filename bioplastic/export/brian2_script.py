@@ -1,13 +1,14 @@
 """Writer of a standalone Brian2 script plus its weights file (SPEC 8).
 
-The script is the source of :mod:`bioplastic.export.brian2_rate` and
-:mod:`bioplastic.export.brian2_spiking` copied verbatim (minus their relative
-imports), followed by a small ``main``: the library and the script run the
+The script is the source of :mod:`bioplastic.export.brian2_rate`,
+:mod:`bioplastic.export.brian2_spiking` and :mod:`bioplastic.export.brian2_lif`
+copied verbatim (minus their relative imports), followed by a small ``main``: the library and the script run the
 same code, and the script needs only numpy and brian2. It reads
 ``weights.npz`` next to it (the exported model, the trials' ``inputs``, the
 initial state ``x0`` and a JSON ``settings`` entry), simulates, and writes
 ``results.npz`` (``states``, ``rates``, ``outputs`` and, in spiking mode,
-``pop_rate_hz``) and ``results.json`` (wall time, versions, and the
+``pop_rate_hz``; in LIF mode also ``neuron_rate_hz``, ``isi_cv`` and the
+spikes of trial 0) and ``results.json`` (wall time, versions, and the
 bioplastic modules loaded, which must be none).
 """
 from __future__ import annotations
@@ -22,9 +23,11 @@ import numpy as np
 
 from .._version import __version__
 from ..io.atomic import atomic_path, write_text
-from . import brian2_rate, brian2_spiking
+from . import brian2_lif, brian2_rate, brian2_spiking
 
 SCRIPT_NAME = "brian2_{mode}.py"
+_NOTES = {"rate": "", "spiking": ", pop_rate_hz (T+1, B, N)",
+          "lif": ", pop_rate_hz (T+1, B, N), neuron_rate_hz and isi_cv per neuron, spike_i and spike_t of trial 0"}
 WEIGHTS_NAME = "weights.npz"
 
 _HEAD = '''#!/usr/bin/env python
@@ -40,8 +43,9 @@ Run (next to {weights}):
 It simulates the {n_trials} trials stored in the weights file and writes
 results.npz (time-first arrays: states and rates (T+1, B, N), outputs
 (T, B, O){spiking_note}) and results.json. The model equations and the
-rate-to-spike mapping are documented in the two sections below, copied from
-bioplastic.export.brian2_rate and bioplastic.export.brian2_spiking.
+rate-to-spike mappings are documented in the sections below, copied from
+bioplastic.export.brian2_rate, bioplastic.export.brian2_spiking and
+bioplastic.export.brian2_lif.
 """
 '''
 
@@ -70,9 +74,12 @@ def main(argv=None):
     if settings["mode"] == "rate":
         result = simulate_rate(model, extra["inputs"], x0=extra.get("x0"), noise=extra.get("noise"),
                                codegen=codegen)
-    else:
+    elif settings["mode"] == "spiking":
         result = simulate_spiking(model, extra["inputs"], x0=extra.get("x0"), codegen=codegen,
                                   **settings["spiking"])
+    else:
+        result = simulate_lif(model, extra["inputs"], x0=extra.get("x0"), codegen=codegen,
+                              **{**settings["lif"], "record_spikes": True})
     wall = time.perf_counter() - t0
     with open(args.out, "wb") as fh:
         np.savez(fh, **result)
@@ -110,12 +117,14 @@ def script_text(mode: str, *, run_file: str = "", n_trials: int = 0) -> str:
     head = _HEAD.format(mode=mode, version=__version__, script=SCRIPT_NAME.format(mode=mode),
                         weights=WEIGHTS_NAME, run_file=run_file or "a bioplastic network",
                         date=datetime.date.today().isoformat(), n_trials=n_trials,
-                        spiking_note=", pop_rate_hz (T+1, B, N)" if mode == "spiking" else "")
+                        spiking_note=_NOTES[mode])
     parts = [head, "from __future__ import annotations\n",
              "# " + "-" * 75 + "\n# rate mode (bioplastic.export.brian2_rate)\n",
              module_body(brian2_rate),
              "\n# " + "-" * 75 + "\n# spiking mode (bioplastic.export.brian2_spiking)\n",
-             module_body(brian2_spiking), _MAIN]
+             module_body(brian2_spiking),
+             "\n# " + "-" * 75 + "\n# LIF mode (bioplastic.export.brian2_lif)\n",
+             module_body(brian2_lif), _MAIN]
     text = "\n".join(parts)
     compile(text, SCRIPT_NAME.format(mode=mode), "exec")  # a syntax error here is a bioplastic bug
     return text
@@ -130,17 +139,20 @@ def write_script(out, model, inputs, *, mode: str, x0=None, noise=None, settings
     out : existing folder
     model : exported model dict
     inputs : (T, B, I) trials the script simulates
-    mode : {"rate", "spiking"}
+    mode : {"rate", "spiking", "lif"}
     x0 : (B, N) initial state or None (zeros)
     noise : (T, B, N) scaled noise for the rate mode, or None
     settings : JSON-serialisable dict stored in the weights file; must give
-        ``"spiking"`` options in spiking mode
+        ``"spiking"`` options in spiking mode, ``"lif"`` options (with the
+        fitted ``lam``, ``mu0``, ``gain``) in LIF mode
     **extra_arrays : stored too (e.g. ``targets``, ``loss_mask``)
     """
     out = Path(out).resolve()
     settings = {"mode": mode, **(settings or {})}
     if mode == "spiking":
         brian2_spiking.check_spiking_options(model, settings.get("spiking", {}))
+    if mode == "lif":
+        brian2_lif.check_lif_options(brian2_rate.check_model(model), settings.get("lif", {}))
     inputs, x0, noise = brian2_rate.check_run_arrays(brian2_rate.check_model(model), inputs, x0, noise)
     weights = out / WEIGHTS_NAME
     with atomic_path(weights) as tmp:
