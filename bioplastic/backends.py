@@ -28,6 +28,20 @@ from .errors import ConfigError
 _BACKEND = {"workers": 2, "scheduler": None, "connect_timeout": "10s"}
 
 
+def check_scheduler_address(address) -> str:
+    """A Dask scheduler address as ``[PROTOCOL://]HOST:PORT``; ConfigError naming it otherwise.
+
+    Checked before any work or folder, so a typo is not found by the first
+    job (dask's own parser would raise a bare ValueError then).
+    """
+    import re
+
+    text = str(address)
+    if not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d{1,5}", text):
+        raise ConfigError(f"scheduler address {text!r} is not PROTOCOL://HOST:PORT (e.g. tcp://127.0.0.1:8786)")
+    return text
+
+
 @contextlib.contextmanager
 def use_backend(*, workers=None, scheduler=None, connect_timeout=None):
     """Within the block, :func:`map_jobs` defaults to these settings."""
@@ -37,7 +51,7 @@ def use_backend(*, workers=None, scheduler=None, connect_timeout=None):
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         _BACKEND["workers"] = workers
     if scheduler is not None:
-        _BACKEND["scheduler"] = str(scheduler)
+        _BACKEND["scheduler"] = check_scheduler_address(scheduler)
     if connect_timeout is not None:
         _BACKEND["connect_timeout"] = connect_timeout
     try:

@@ -85,6 +85,8 @@ def find_sweep(name_or_path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
+    if p.is_dir():
+        raise ConfigError(f"sweep spec {str(name_or_path)!r} is a folder, not a TOML file")
     dirs = specs.search_dirs(SWEEP_DIR)
     for d in dirs:
         for cand in (d / f"{name_or_path}", d / f"{name_or_path}.toml"):

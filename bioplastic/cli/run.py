@@ -24,8 +24,18 @@ def add_parser(sub):
 
 def run(args):
     """Run (or, with ``--show-settings``, describe) the protocol of ``args``; returns the exit code."""
+    from ..errors import ConfigError
     from ..protocol import load_protocol, override_settings, run_protocol
 
+    # counts checked here, before the protocol makes its output folder
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    if args.scheduler is not None:
+        from ..backends import check_scheduler_address
+
+        check_scheduler_address(args.scheduler)
     if args.show_settings:
         import json
 

@@ -31,6 +31,14 @@ def run(args):
     from ..sweep import run_sweep
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem
+    if args.workers is not None and args.workers < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    if args.scheduler is not None:
+        from ..backends import check_scheduler_address
+
+        check_scheduler_address(args.scheduler)
     res = run_sweep(args.spec, out, scheduler=args.scheduler, workers=args.workers,
                     progress=not args.no_progress, refuse_stale=args.refuse_stale,
                     log=lambda message: print(message, file=sys.stderr, flush=True), overrides=args.overrides)

@@ -84,7 +84,11 @@ def resolve(name_or_path, kind: str, suffixes: tuple[str, ...]) -> Path:
     """Find a file given as a path or as a name in ``search_dirs(kind)``."""
     p = Path(name_or_path)
     if p.is_file():
+        if suffixes and p.suffix not in suffixes:  # e.g. a spec given where a protocol script is expected
+            raise ConfigError(f"{str(p)!r} is not a {kind[:-1]} file: expected {' or '.join(suffixes)}")
         return p
+    if p.is_dir():
+        raise ConfigError(f"{str(p)!r} is a folder, not a {kind[:-1]} file ({' or '.join(suffixes)})")
     for d in search_dirs(kind):
         for suf in ("",) + suffixes:
             cand = d / f"{name_or_path}{suf}"
@@ -156,9 +160,13 @@ def load_spec(name_or_path, overrides=()) -> dict:
 def read_toml(path) -> dict:
     """Parse a TOML file; ConfigError naming it when it is not valid TOML."""
     try:
-        return tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text; a binary or mis-encoded file is not a spec
+        raise ConfigError(f"{path}: not a TOML file (not UTF-8 text at byte {exc.start})") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a TOML file") from None
 
 
 def spec_from_data(data: dict, where: str, overrides=()) -> dict:
