@@ -24,6 +24,10 @@ def configure_parser(parser):
     parser.add_argument("--models", action="store_true",
                         help="also time forward and loss-and-gradients of every model kind (lfrnn, rank1, "
                              "plrnn, lstm) at N=100 B=32 T=100 float64, against the LFRNN")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="instead, time the run-file writes: 400 training iterations (lfrnn on flipflop) "
+                             "with a checkpoint every iteration against every 100, median of 3 repeats "
+                             "(--repeats); --quick: 40 iterations, every 1 against every 10")
     return parser
 
 
@@ -44,6 +48,8 @@ def run(args) -> int:
         raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
     info = machine_info()
     print(format_header(info), flush=True)
+    if getattr(args, "checkpoints", False):
+        return run_checkpoints(args)
     if info["torch"] is None:
         print("torch is not installed: only bioplastic is timed (pip install torch for ratios)")
     before = cpu_snapshot()
@@ -75,5 +81,29 @@ def run(args) -> int:
         records = records + model_records
     if args.json:
         write_json(records, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_checkpoints(args) -> int:
+    """``bioplastic bench --checkpoints``: the cost of writing the run file at every checkpoint."""
+    from ..bench import cpu_snapshot, format_checkpoint_table, other_load, run_checkpoint_benchmark
+    from ..io.atomic import write_text
+
+    before = cpu_snapshot()
+    records = run_checkpoint_benchmark(repeats=args.repeats or 3, quick=args.quick,
+                                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print()
+    print(format_checkpoint_table(records))
+    print("x sparsest = median time over that of the run with the fewest checkpoints: what writing the run "
+          "file at every checkpoint costs")
+    load = other_load(before, cpu_snapshot())
+    if load is not None:
+        print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
+              + (" -- timings are unreliable, re-run on an idle machine" if load > 0.1 else ""))
+    if args.json:
+        import json
+
+        write_text(args.json, json.dumps(records, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -6,7 +6,7 @@ Layout (schema ``bioplastic.run``, version :data:`SCHEMA_VERSION`)::
                                    seed, status, converged_at, created, config (JSON)
     /params/<name>          final parameters
     /constraints/<name>/{frozen,connectivity,sign}
-    /history/<column>       one value per training iteration
+    /history/<column>       one value per training iteration (resizable)
     /checkpoints/<k>/<name> parameters before update k (k zero-padded)
     /recordings/trials/     the recorded batch: inputs, targets, loss_mask,
                             trial_table/<col>, epochs/<name>; attrs dt
@@ -17,27 +17,36 @@ Layout (schema ``bioplastic.run``, version :data:`SCHEMA_VERSION`)::
 
 The full description is docs/schema.md.
 
-Files are written atomically (temporary sibling + rename), datasets over a
-few kB are chunked and gzip-compressed. :func:`read_run` checks the schema and
+:func:`write_run` writes a file whole and atomically (temporary sibling +
+rename); :class:`RunWriter` keeps the file of a run in progress up to date, each
+write adding only what is new, in place, in one atomic commit (a redo journal,
+:mod:`bioplastic.io.atomic`). Checkpoints, recordings and other datasets over a
+few kB are chunked and gzip-compressed; the history is chunked and resizable,
+and the parameters and optimiser state of a running file are stored plain, so
+that a write changes them in place. :func:`read_run` checks the schema and
 names what is missing.
 """
 from __future__ import annotations
 
 import datetime
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
+from h5py import h5a, h5d, h5p, h5s, h5t
 
 from .._version import __version__
 from ..errors import SchemaError
 from .atomic import atomic_path
-from .hdf5 import open_checked
+from .hdf5 import InPlaceFile, open_checked
 
 SCHEMA = "bioplastic.run"
 SCHEMA_VERSION = 1
+#: Rows per chunk of a history column: an appended row rewrites one chunk.
+HISTORY_CHUNK = 256
 _REQUIRED_ATTRS = ("schema", "schema_version", "package_version", "seed", "config", "status")
 
 
@@ -59,20 +68,71 @@ class RunData:
 
 def _dataset(group, name, data):
     data = np.asarray(data)
-    kwargs = {}
-    if data.ndim > 0 and data.nbytes > 4096:
-        kwargs = {"chunks": True, "compression": "gzip", "compression_opts": 4, "shuffle": True}
-    group.create_dataset(name, data=data, **kwargs)
+    _create(group, name, data, compress=data.ndim > 0 and data.nbytes > 4096)
 
 
-def _write_params(group, params):
+def _plain(group, name, data):
+    # Uncompressed: a later write of the same shape overwrites the same bytes.
+    _create(group, name, np.asarray(data), compress=False)
+
+
+def _create(group, name, data, compress):
+    """``group.create_dataset(name, data=data)``, gzip level 4 with shuffle in h5py's
+    chunks when ``compress``: the same dataset, by HDF5's own calls for numeric
+    arrays (h5py checks and guesses at every call what a checkpoint's datasets
+    share, which would cost more than writing them)."""
+    if data.ndim == 0 or data.dtype.kind not in "biufc":
+        kwargs = {"chunks": True, "compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}
+        group.create_dataset(name, data=data, **kwargs)
+        return
+    key = (data.shape, data.dtype.itemsize, compress)
+    dcpl = _DCPL.get(key)
+    if dcpl is None:
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        if compress:
+            dcpl.set_chunk(guess_chunk(data.shape, None, data.dtype.itemsize))
+            dcpl.set_shuffle()
+            dcpl.set_deflate(4)
+        dcpl.set_obj_track_times(False)  # as h5py: files do not change with the time they were written
+        _DCPL[key] = dcpl
+    tid = _TYPES.get(data.dtype)
+    if tid is None:
+        tid = _TYPES[data.dtype] = h5t.py_create(data.dtype, logical=1)
+    dsid = h5d.create(group.id, name.encode(), tid, h5s.create_simple(data.shape), dcpl=dcpl)
+    dsid.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(data))
+
+
+_DCPL, _TYPES = {}, {}
+
+try:  # the chunks h5py's create_dataset(chunks=True) picks, so that both paths store alike
+    from h5py._hl.filters import guess_chunk
+except ImportError:  # pragma: no cover - a future h5py may move it
+    def guess_chunk(shape, maxshape, typesize):
+        return tuple(shape)
+
+
+def _column(group, name, values):
+    values = np.asarray(values)
+    group.create_dataset(name, data=values, maxshape=(None,), chunks=(HISTORY_CHUNK,))
+
+
+def _write_params(group, params, compress=True):
     for name, arr in params.items():
-        _dataset(group, name, arr)
+        (_dataset if compress else _plain)(group, name, arr)
+
+
+def _root_attrs(config, seed, status, attrs, created) -> dict:
+    out = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "package_version": __version__,
+           "seed": int(seed), "status": status,
+           "created": created or datetime.datetime.now(datetime.timezone.utc).isoformat(),
+           "config": json.dumps(config, sort_keys=True, default=_json_default)}
+    out.update({k: -1 if v is None else v for k, v in (attrs or {}).items()})
+    return out
 
 
 def write_run(path, *, config: dict, seed: int, status: str, params, history: dict,
               checkpoints: dict | None = None, attrs: dict | None = None, resume: dict | None = None,
-              recordings: dict | None = None) -> Path:
+              recordings: dict | None = None, created: str | None = None) -> Path:
     """Write a complete run file atomically and return its path.
 
     ``resume`` (written by an unfinished run at each checkpoint) holds the
@@ -80,21 +140,15 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
     continue bit for bit; see :func:`bioplastic.training.resume`. A
     local-rule run adds ``rule_state``, the rule's own state (nested
     containers with arrays, stored by :func:`encode_state` under
-    ``/resume/rule_state``).
+    ``/resume/rule_state``). ``created`` (ISO 8601) defaults to now.
     """
     path = Path(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs["schema"] = SCHEMA
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["package_version"] = __version__
-            f.attrs["seed"] = int(seed)
-            f.attrs["status"] = status
-            f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            f.attrs["config"] = json.dumps(config, sort_keys=True, default=_json_default)
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = -1 if v is None else v
-            _write_params(f.create_group("params"), params)
+            for k, v in _root_attrs(config, seed, status, attrs, created).items():
+                f.attrs[k] = v
+            # A running file's parameters change at every write: stored plain, changed in place.
+            _write_params(f.create_group("params"), params, compress=status != "running")
             cg = f.create_group("constraints")
             for name, c in getattr(params, "constraints", {}).items():
                 g = cg.create_group(name)
@@ -102,7 +156,7 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
                     _dataset(g, kind, arr)
             hg = f.create_group("history")
             for col, values in history.items():
-                _dataset(hg, col, np.asarray(values))
+                _column(hg, col, values)
             ckg = f.create_group("checkpoints")
             for k, p in sorted((checkpoints or {}).items()):
                 _write_params(ckg.create_group(f"{int(k):08d}"), p)
@@ -111,6 +165,273 @@ def write_run(path, *, config: dict, seed: int, status: str, params, history: di
             if recordings is not None:
                 _write_recordings(f.create_group("recordings"), recordings)
     return path
+
+
+class RunWriter:
+    """Keeps the run file of a run in progress up to date, each write O(what is new).
+
+    The first :meth:`write` writes the file whole (:func:`write_run`); the
+    file then stays open (:class:`~bioplastic.io.hdf5.InPlaceFile`) and each
+    later write adds the history rows, checkpoints and recordings not yet in
+    it and replaces the attributes, parameters and resume state, in one
+    atomic commit. The file reads exactly as the same :func:`write_run` would
+    (constraints excepted: a run's never change). A ``kill -9`` at any moment
+    leaves the file of the previous write or of this one.
+
+    A write falls back to writing the file whole when the file is not the
+    one this writer last wrote (replaced, changed or removed by someone
+    else), when a reader keeps it open while it must be brought up to date
+    on disk (the last write of a run; the reader keeps the file it opened),
+    or where files cannot be changed in place. A write with a status other
+    than "running" brings the file on disk up to date and closes it; so does
+    :meth:`close` (and, for a run that ended by an exception, Python's exit).
+
+    Parameters
+    ----------
+    path : path of the run file
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from bioplastic.io.runfile import RunWriter, read_run
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.h5"
+    >>> w = RunWriter(path)
+    >>> for k in (1, 2):
+    ...     _ = w.write(config={}, seed=0, status="running", params={"W": np.ones(2) * k},
+    ...                 history={"loss": np.arange(k, dtype=float)}, checkpoints={k: {"W": np.ones(2) * k}})
+    >>> w.close()
+    >>> w.appends, sorted(read_run(path).checkpoints), read_run(path).history["loss"].tolist()
+    (1, [1, 2], [0.0, 1.0])
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        #: Writes done in place and whole (for reports and tests).
+        self.appends = 0
+        self.rewrites = 0
+        self._file = None  # an InPlaceFile between writes
+        self._created = None
+        # What the file holds, as last written: no need to read it back.
+        self._attrs = {}
+        self._rows = {}
+        self._checkpoints = set()
+        self._recorded = set()
+        # Of the open file: handles of the plain datasets each write overwrites, by group
+        # (and the optimiser's slots, the rule-state tree), and of the history columns.
+        self._plain, self._columns = {}, {}
+
+    def write(self, *, config: dict, seed: int, status: str, params, history: dict,
+              checkpoints: dict | None = None, attrs: dict | None = None, resume: dict | None = None,
+              recordings: dict | None = None) -> Path:
+        """Bring the file up to date with these contents (the arguments of :func:`write_run`)."""
+        history = {c: np.asarray(v) for c, v in history.items()}
+        checkpoints = checkpoints or {}
+        self._created = self._created or datetime.datetime.now(datetime.timezone.utc).isoformat()
+        root = _root_attrs(config, seed, status, attrs, self._created)
+        fields = dict(params=params, history=history, checkpoints=checkpoints, resume=resume,
+                      recordings=recordings)
+        done = False
+        if self._file is not None and self._file.stamp == _stamp(self.path):
+            try:
+                self._update(self._file.file, root, status=status, **fields)
+                # The last write of a run is brought into the file on disk before it returns.
+                done = self._file.commit(durable=status != "running")
+            except BaseException:
+                self.close()  # the changes made so far are dropped with the open file
+                raise
+        if done:
+            self.appends += 1
+        else:
+            self.close()  # not ours any more (replaced, changed), or a reader holds it
+            write_run(self.path, config=config, seed=seed, status=status, attrs=attrs, created=self._created,
+                      **fields)
+            self.rewrites += 1
+        self._attrs = root
+        self._rows = {c: len(v) for c, v in history.items()}
+        self._checkpoints = set(checkpoints)
+        self._recorded = set(recordings["at"]) if recordings is not None else set()
+        if status != "running":
+            self.close()
+        elif self._file is None:
+            self._file = InPlaceFile.open(self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close the file kept open between writes (the next write writes it whole)."""
+        self._plain, self._columns = {}, {}
+        if self._file is not None:
+            self._file, file = None, self._file
+            file.close()
+
+    def _update(self, f, root, *, status, params, history, checkpoints, resume, recordings):
+        for name in set(self._attrs) - set(root):
+            del f.attrs[name]
+        for name, value in root.items():
+            if name not in self._attrs or not _same(self._attrs[name], value):
+                f.attrs[name] = value
+        self._put(f, "/params", dict(params.items()), compress=status != "running")
+        for col, values in history.items():
+            self._append(f, col, values)
+        for col in set(self._rows) - set(history):
+            self._columns.pop(col, None)
+            if col in f["history"]:
+                del f["history"][col]
+        ckg = f["checkpoints"]
+        for k in sorted(set(checkpoints) - self._checkpoints):
+            name = f"{int(k):08d}"
+            if name in ckg:
+                del ckg[name]
+            _write_params(ckg.create_group(name), checkpoints[k])
+        if resume is None:
+            if "resume" in f:
+                del f["resume"]
+            self._forget("/resume")
+        else:
+            self._put_resume(f, resume)
+        if recordings is None:
+            if "recordings" in f:
+                del f["recordings"]
+        elif "recordings" not in f:
+            _write_recordings(f.create_group("recordings"), recordings)
+        else:
+            ag = f["recordings"].require_group("at")
+            for k in sorted(set(recordings["at"]) - self._recorded):
+                name = f"{int(k):08d}"
+                if name in ag:
+                    del ag[name]
+                kg = ag.create_group(name)
+                for what, arr in recordings["at"][k].items():
+                    _dataset(kg, what, arr)
+
+    # Handles of the datasets rewritten at each write, kept while the file is open: h5py's
+    # lookups and properties would cost more than the writes themselves.
+    def _put(self, f, where: str, arrays: dict, compress=False) -> None:
+        """Make the group ``where`` hold exactly ``arrays``; plain datasets of the
+        same shape and dtype are overwritten in place (no new file space)."""
+        known = self._plain.get(where)
+        if not compress and known is not None and known.keys() == arrays.keys():
+            todo = []
+            for name, arr in arrays.items():
+                dsid, shape, dtype = known[name]
+                if not (isinstance(arr, np.ndarray) and arr.shape == shape and arr.dtype == dtype):
+                    break
+                todo.append((dsid, arr))
+            else:
+                for dsid, arr in todo:
+                    dsid.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(arr))
+                return
+        group = f.require_group(where)
+        _put_arrays(group, arrays, compress)
+        self._plain[where] = None if compress else {
+            n: (group[n].id, group[n].shape, group[n].dtype) for n in arrays}
+
+    def _append(self, f, col: str, values) -> None:
+        """Bring the history column ``col`` to ``values``, writing only the rows not yet in it."""
+        start = self._rows.get(col, 0)
+        ds = self._columns.get(col)
+        if ds is None:
+            ds = f["history"].get(col)
+            if not (isinstance(ds, h5py.Dataset) and ds.maxshape == (None,) and ds.shape == (start,)):
+                ds = None
+            self._columns[col] = ds
+        if ds is None or ds.dtype != values.dtype or len(values) < start:
+            hg = f["history"]
+            if col in hg:
+                del hg[col]
+            _column(hg, col, values)
+            self._columns[col] = hg[col]
+        else:
+            _append_rows(ds, values, start)
+
+    def _put_resume(self, f, resume: dict) -> None:
+        """:func:`_write_resume` into ``/resume``, overwriting arrays in place."""
+        state, arrays = _resume_parts(resume)
+        group = f.require_group("resume")
+        _set_str_attr(group, "state", state)
+        if self._plain.get("/resume/optimizer") != set(arrays):
+            og = group.require_group("optimizer")
+            for slot in set(og) - set(arrays):
+                del og[slot]
+                self._forget(f"/resume/optimizer/{slot}")
+            self._plain["/resume/optimizer"] = set(arrays)
+        for slot, vals in arrays.items():
+            self._put(f, f"/resume/optimizer/{slot}", vals)
+        if "rule_state" in resume:
+            refs = {}
+            tree = json.dumps(encode_state(resume["rule_state"], refs))
+            tg = group.require_group("rule_state")
+            if self._plain.get("/resume/rule_state/tree") != tree:
+                if "tree" in tg:
+                    del tg["tree"]
+                tg.create_dataset("tree", data=tree)
+                self._plain["/resume/rule_state/tree"] = tree
+            self._put(f, "/resume/rule_state/arrays", refs)
+        elif "rule_state" in group:
+            del group["rule_state"]
+            self._forget("/resume/rule_state")
+
+    def _forget(self, prefix: str) -> None:
+        for key in [k for k in self._plain if k.startswith(prefix)]:
+            del self._plain[key]
+
+
+def _stamp(path):
+    """What tells that a file is the one last written: device, inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _same(a, b) -> bool:
+    if type(a) is type(b) and isinstance(a, (str, int)):
+        return a == b
+    try:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    except TypeError:  # strings: equal_nan does not apply
+        return bool(np.array_equal(a, b))
+
+
+def _set_str_attr(obj, name: str, text: str) -> None:
+    """``obj.attrs[name] = text`` (a variable-length UTF-8 string, as h5py stores
+    a str) by HDF5's own calls: h5py's way, safe against a failure halfway, costs
+    more than the write and is not needed inside an atomic commit."""
+    key, dtype = name.encode(), h5py.string_dtype()
+    if h5a.exists(obj.id, key):
+        h5a.delete(obj.id, key)
+    tid = _TYPES.get(dtype)
+    if tid is None:
+        tid = _TYPES[dtype] = h5t.py_create(dtype, logical=1)
+    h5a.create(obj.id, key, tid, h5s.create(h5s.SCALAR)).write(np.array(text, dtype=dtype))
+
+
+def _append_rows(ds, values, start: int) -> None:
+    """Resize the 1-D ``ds`` to ``len(values)`` and write the rows from ``start`` (low-level: per row
+    of history, h5py's slicing would cost more than the write)."""
+    n = len(values)
+    ds.id.set_extent((n,))
+    if n > start:
+        space = ds.id.get_space()
+        space.select_hyperslab((start,), (n - start,))
+        ds.id.write(h5s.create_simple((n - start,)), space, np.ascontiguousarray(values[start:], dtype=ds.dtype))
+
+
+def _put_arrays(group, arrays: dict, compress: bool) -> None:
+    """Make ``group``'s datasets exactly ``arrays``: plain ones of the same shape
+    and dtype are overwritten in place (no new file space), others replaced."""
+    for name in set(group) - set(arrays):
+        del group[name]
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        ds = group.get(name)
+        if (not compress and isinstance(ds, h5py.Dataset) and ds.shape == arr.shape and ds.dtype == arr.dtype
+                and ds.compression is None):
+            ds.id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(arr))
+            continue
+        if ds is not None:
+            del group[name]
+        (_dataset if compress else _plain)(group, name, arr)
 
 
 def _write_recordings(group, recordings: dict) -> None:
@@ -143,14 +464,20 @@ def _read_recordings(group) -> dict:
     return {"trials": batch, "at": at}
 
 
-def _write_resume(group, resume: dict) -> None:
+def _resume_parts(resume: dict):
+    """The ``/resume`` state attribute (JSON) and optimiser arrays ``{slot: {name: array}}``."""
     opt = resume["optimizer"]
     arrays = {slot: {k: v for k, v in vals.items() if isinstance(v, np.ndarray)} for slot, vals in opt.items()}
     scalars = {slot: {k: v for k, v in vals.items() if not isinstance(v, np.ndarray)} for slot, vals in opt.items()}
     # Every other key (the success tracker, lambda scale...) is JSON as it is.
     state = {**{k: v for k, v in resume.items() if k not in ("optimizer", "rule_state")},
              "optimizer_scalars": scalars}
-    group.attrs["state"] = json.dumps(state, default=_json_default)
+    return json.dumps(state, default=_json_default), arrays
+
+
+def _write_resume(group, resume: dict) -> None:
+    state, arrays = _resume_parts(resume)
+    group.attrs["state"] = state
     og = group.create_group("optimizer")
     for slot, vals in arrays.items():
         sg = og.create_group(slot)

@@ -20,11 +20,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
-from ..io.runfile import encode_state
+from ..io.runfile import RunWriter, encode_state
 from ..networks.base import Network
 from ..preflight import check_train_settings
 from ..validation import positive_int
@@ -35,6 +34,7 @@ from .evaluation import memory_test_settings
 from .monitor import HeldOutMonitor
 from .loop import HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_network_and_task
 from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
+from .progress import ProgressBar
 from .schedules import Constant, make_schedule
 
 #: Extra history columns of local-rule training (see bioplastic.rules.diagnostics).
@@ -72,7 +72,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         memory test, as in :func:`bioplastic.train` (held-out trials run
         with the training dynamics: TCR-STP on when the rule has it).
     run_file : path or None
-        Rewritten atomically at each checkpoint and at the end. Checkpoint
+        Written at each checkpoint and at the end, as by :func:`bioplastic.train`
+        (whole the first time, then what is new in one atomic commit). Checkpoint
         writes after iteration 0 also store a resume state (random streams,
         optimiser, schedule, held-out monitor and the rule's own state), so
         :func:`bioplastic.training.resume` continues an interrupted run bit
@@ -157,6 +158,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     columns = HISTORY_COLUMNS + LOCAL_COLUMNS
     history = {c: [] for c in columns}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
+    writer = None if run_file is None else RunWriter(run_file)
     accuracy, start = None, 0
     if _resume is None:
         state = rule.init_state(network, params, streams["rule"])
@@ -201,8 +203,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         result.converged_at = monitor.converged_at
         result.extra["confirmed_at"] = monitor.confirmed_at
         result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
-        if run_file is not None:
-            result.save(run_file, resume=resume)
+        if writer is not None:
+            result.save(run_file, resume=resume, writer=writer)
         return result
 
     def diverge(k, message, cause=None):
@@ -219,8 +221,9 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
 
     show = global_config.get("progress") if progress is None else progress
     lam = 0.0
-    bar = tqdm(total=iterations, initial=start, disable=not show, desc=f"{rule.name}/{network.kind}/{task.name}",
-               leave=False)
+    # ETA without the first iteration (it compiles the kernels); says so on stderr when it does
+    bar = ProgressBar(total=iterations, initial=start, disable=not show, desc=f"{rule.name}/{network.kind}/{task.name}",
+                      leave=False)
     try:
         for k in range(start, iterations + 1):
             # A resumed run's first checkpoint is the one it resumed from (already stored).
@@ -264,6 +267,10 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
             bar.update(1)
             if show and k % 20 == 0:
                 bar.set_postfix(loss=f"{loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
+    except BaseException:
+        if writer is not None:
+            writer.close()  # an interrupted run: its file on disk holds every checkpoint written
+        raise
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()

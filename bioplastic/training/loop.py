@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
-from ..io.runfile import write_run
+from ..io.runfile import RunWriter, write_run
 from ..networks.base import Network, Params
 from ..preflight import check_train_settings
 from ..recording import make_recording
@@ -33,6 +32,7 @@ from .evaluation import memory_test_settings
 from .monitor import HeldOutMonitor
 from .objective import loss_and_grads
 from .optim import Optimizer, clip_by_global_norm, make_optimizer
+from .progress import ProgressBar
 from .schedules import make_schedule
 
 #: One value per iteration; ``accuracy`` is on the training batch, ``eval_*`` on
@@ -96,11 +96,14 @@ class TrainResult:
         """What a protocol reports of this run (see :func:`run_outcome`)."""
         return run_outcome({k: (-1 if v is None else v) for k, v in self.file_attrs().items()})
 
-    def save(self, path, resume=None) -> Path:
-        """Write the run file (atomic) and return its path."""
-        self.run_file = write_run(path, config=self.config, seed=self.seed, status=self.status,
-                                  params=self.params, history=self.history, checkpoints=self.checkpoints,
-                                  attrs=self.file_attrs(), resume=resume, recordings=self.recordings)
+    def save(self, path, resume=None, writer=None) -> Path:
+        """Write the run file and return its path: whole and atomically, or through
+        ``writer`` (a :class:`~bioplastic.io.runfile.RunWriter` on ``path``), which
+        adds only what is new since its last write, in one atomic commit."""
+        fields = dict(config=self.config, seed=self.seed, status=self.status, params=self.params,
+                      history=self.history, checkpoints=self.checkpoints, attrs=self.file_attrs(), resume=resume,
+                      recordings=self.recordings)
+        self.run_file = writer.write(**fields) if writer is not None else write_run(path, **fields)
         return self.run_file
 
     def summary(self) -> str:
@@ -215,9 +218,11 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     record : Recording, mapping or None; activity to record at checkpoints
         (see :mod:`bioplastic.recording`), stored in ``result.recordings``
         and the run file
-    run_file : path or None; if given, the run file is rewritten (atomically)
-        at each checkpoint and at the end, so an interrupted or diverging run
-        keeps what it had.
+    run_file : path or None; if given, the run file is written at each
+        checkpoint and at the end, so an interrupted or diverging run keeps
+        what it had: whole the first time, then by adding what is new in one
+        atomic commit (:class:`~bioplastic.io.runfile.RunWriter`; a write
+        costs what it adds, not the whole file).
     progress : bool or None (``bioplastic.config`` "progress")
 
     Returns
@@ -278,6 +283,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     }
     history = {c: [] for c in HISTORY_COLUMNS}
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
+    writer = None if run_file is None else RunWriter(run_file)
     monitor = HeldOutMonitor(network, task, success, iterations=iterations, eval_batch_size=eval_batch_size,
                              memory=memory, early_stop=early_stop, continue_after=continue_after,
                              eval_rng=streams["eval"], memory_rng=streams["memory"])
@@ -314,13 +320,14 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         result.extra["confirmed_at"] = monitor.confirmed_at
         result.extra["lambda_scale"] = lambda_scale
         result.history = {c: np.asarray(v) for c, v in history.items()}
-        if run_file is not None:
-            result.save(run_file, resume=resume)
+        if writer is not None:
+            result.save(run_file, resume=resume, writer=writer)
         return result
 
     show = global_config.get("progress") if progress is None else progress
-    bar = tqdm(total=iterations, initial=start, disable=not show, desc=f"{network.kind}/{task.name}",
-               leave=False)
+    # ETA without the first iteration (it compiles the kernels); says so on stderr when it does
+    bar = ProgressBar(total=iterations, initial=start, disable=not show, desc=f"{network.kind}/{task.name}",
+                      leave=False)
     try:
         for k in range(start, iterations + 1):
             if k in ckpt_ks and not (_resume is not None and k == start):
@@ -357,6 +364,10 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
             bar.update(1)
             if show and k % 20 == 0:
                 bar.set_postfix(loss=f"{ev.loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
+    except BaseException:
+        if writer is not None:
+            writer.close()  # an interrupted run: its file on disk holds every checkpoint written
+        raise
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()
