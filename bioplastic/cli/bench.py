@@ -46,6 +46,7 @@ def run(args) -> int:
 
     if args.repeats is not None and args.repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
+    _check_json(args)
     info = machine_info()
     print(format_header(info), flush=True)
     if getattr(args, "checkpoints", False):
@@ -85,10 +86,20 @@ def run(args) -> int:
     return 0
 
 
+def _check_json(args) -> None:
+    """``--json`` must be writable before minutes of benchmarking, not after."""
+    if args.json:
+        from ..preflight import check_output_file
+
+        check_output_file(args.json, what="--json file")
+
+
 def run_checkpoints(args) -> int:
     """``bioplastic bench --checkpoints``: the cost of writing the run file at every checkpoint."""
     from ..bench import cpu_snapshot, format_checkpoint_table, other_load, run_checkpoint_benchmark
     from ..io.atomic import write_text
+
+    _check_json(args)
 
     before = cpu_snapshot()
     records = run_checkpoint_benchmark(repeats=args.repeats or 3, quick=args.quick,

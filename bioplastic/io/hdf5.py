@@ -35,6 +35,8 @@ def open_checked(path, schema: str, version, what: str, hint: str = "") -> h5py.
     path = Path(path)
     if not path.exists():
         raise SchemaError(f"{what} {str(path)!r} does not exist{hint}")
+    if path.is_dir():
+        raise SchemaError(f"{what} {str(path)!r} is a folder, not an HDF5 file")
     f = _open_settled(path)
     versions = (version,) if isinstance(version, int) else tuple(version)
     found = f.attrs.get("schema")
@@ -60,7 +62,8 @@ def _open_settled(path: Path, wait: float = LOCK_WAIT) -> h5py.File:
     except OSError as exc:
         if view is not None:
             view.close()
-        raise SchemaError(f"{str(path)!r} is not a readable HDF5 file ({exc})") from exc
+        detail = " ".join(str(exc).split())  # HDF5's message spans lines: keep the error on one
+        raise SchemaError(f"{str(path)!r} is not a readable HDF5 file ({detail})") from exc
     finally:
         if view is None:
             os.close(fd)

@@ -119,6 +119,8 @@ def read_nwb(path, series="rates", *, checkpoint=None, window=None, bin_width=0.
     from pynwb import NWBHDF5IO
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"NWB file {str(path)!r} is a folder, not a file")
     if not path.is_file():
         raise ConfigError(f"NWB file {str(path)!r} does not exist")
     try:

@@ -42,6 +42,9 @@ def check_resumable(data, run_file) -> None:
     lost = sorted(set(data.params) - set(data.checkpoints[k]))
     if lost:
         raise bad(f"has checkpoint {k} without {', '.join(lost)}")
+    bad_entry = _first_non_finite(state.get("optimizer", {}), "optimizer")
+    if bad_entry:  # resuming would train on it and write NaN checkpoints into the run
+        raise bad(f"has a non-finite value (NaN or inf) in its resume state at {bad_entry}")
     unknown = sorted(set(state["streams"]) - set(STREAMS))
     if unknown:
         raise bad(f"has a resume state with unknown random streams {', '.join(unknown)}")
@@ -50,6 +53,22 @@ def check_resumable(data, run_file) -> None:
         if lacks:
             raise bad(f"is a local-rule run whose resume state lacks {', '.join(lacks)}"
                       + (" (the rule's state)" if lacks == ["rule_state"] else ""))
+
+
+def _first_non_finite(tree, where: str):
+    """Path of the first float array in a nested dict holding NaN or inf, else None."""
+    import numpy as np
+
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            found = _first_non_finite(value, f"{where}/{key}")
+            if found:
+                return found
+        return None
+    arr = np.asarray(tree)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        return where
+    return None
 
 
 def warn_other_version(data, run_file) -> None:
