@@ -113,3 +113,19 @@ def positive(name: str, value) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ConfigError(f"{name} must be positive and finite, got {value!r}")
     return v
+
+
+def finite_number(name: str, value, minimum=None) -> float:
+    """``value`` as a float, or ConfigError naming ``name``: not a number, NaN or
+    infinite, or below ``minimum``."""
+    from .errors import ConfigError
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return value
+

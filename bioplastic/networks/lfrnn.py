@@ -12,7 +12,7 @@ from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, lfrnn_backward_rows_, lfrnn_forward_rows_
 from ..kernels.panels import adjoint_panels, pack_forward
 from ..kernels.threads import n_blocks, run_blocks
-from ..validation import expect_shape
+from ..validation import expect_shape, finite_number
 from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 
 #: (0, 0) epoch weights standing for "all ones" in the kernels.
@@ -68,9 +68,8 @@ class LFRNN(Network):
         """Checks shared with the rank-one RNN."""
         if self.nonlinearity not in PHI_CODES:
             raise ConfigError(f"unknown nonlinearity {self.nonlinearity!r}; choose from {list(PHI_CODES)}")
-        self.g = float(self.g)
-        if not np.isfinite(self.g) or self.g < 0:
-            raise ConfigError(f"g must be >= 0, got {self.g!r}")
+        self.g = finite_number("g", self.g, minimum=0)
+        self.input_scale = finite_number("input_scale", self.input_scale, minimum=0)
 
     def _validate(self):
         self._validate_gain_and_nonlinearity()

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..kernels.lfrnn import drive_inputs
 from ..kernels.lstm import gate_scales, lstm_backward_rows_, lstm_forward_rows_
 from ..kernels.panels import adjoint_panels, pack_forward
 from ..kernels.threads import n_blocks, run_blocks
-from ..validation import as_array
+from ..validation import as_array, finite_number
 from .base import Network, Trajectory, block_accumulators, empty3, sum_blocks
 
 
@@ -83,9 +82,7 @@ class LSTM(Network):
         self._validate()
 
     def _validate(self):
-        self.forget_bias = float(self.forget_bias)
-        if not np.isfinite(self.forget_bias):
-            raise ConfigError(f"forget_bias must be finite, got {self.forget_bias!r}")
+        self.forget_bias = finite_number("forget_bias", self.forget_bias)
 
     def param_shapes(self):
         H, I, O = self.n_units, self.n_inputs, self.n_outputs

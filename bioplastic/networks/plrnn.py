@@ -16,6 +16,7 @@ from ..kernels.lfrnn import drive_inputs
 from ..kernels.panels import forward_panels
 from ..kernels.plrnn import plrnn_backward_rows_, plrnn_forward_rows_
 from ..kernels.threads import n_blocks, run_blocks
+from ..validation import finite_number
 from .base import Constraint, Network, Trajectory, block_accumulators, empty3, sum_blocks
 
 READOUTS = ("z", "relu")
@@ -80,12 +81,8 @@ class PLRNN(Network):
     def _validate(self):
         if self.readout_from not in READOUTS:
             raise ConfigError(f"readout_from must be one of {READOUTS}, got {self.readout_from!r}")
-        self.g = float(self.g)
-        if not np.isfinite(self.g) or self.g < 0:
-            raise ConfigError(f"g must be >= 0, got {self.g!r}")
-        self.input_scale = float(self.input_scale)
-        if not np.isfinite(self.input_scale) or self.input_scale < 0:
-            raise ConfigError(f"input_scale must be >= 0, got {self.input_scale!r}")
+        self.g = finite_number("g", self.g, minimum=0)
+        self.input_scale = finite_number("input_scale", self.input_scale, minimum=0)
 
     def param_shapes(self):
         N, I, O = self.n_units, self.n_inputs, self.n_outputs
