@@ -317,7 +317,7 @@ def slow_dynamics(panels: dict, path, *, time_unit="steps", title=None) -> Path:
     ax.set_xlabel(f"autocorrelation timescale ({time_unit})")
     ax.set_ylabel("fraction of units")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
     bx.set_xlabel(f"time in the epoch ({time_unit})")
     bx.set_ylabel("trial-averaged rate")
     bx.grid(alpha=0.3)
@@ -365,40 +365,103 @@ def paired_conditions(panels: dict, path, *, ylabel: str, title=None, log=False)
     return save_figure(fig, path)
 
 
-def _draw_points(ax, points, stability, is_fixed, seen):
+def _draw_points(ax, points, stability, is_fixed, seen, dims=(0, 1)):
     points = np.asarray(points)
+    i, j = dims
+    if points.size == 0:
+        return
     slow = ~np.asarray(is_fixed, dtype=bool)
     if slow.any():
-        ax.scatter(points[slow, 0], points[slow, 1], s=14, marker="x", color="0.45", lw=0.8,
+        ax.scatter(points[slow, i], points[slow, j], s=14, marker="x", color="0.45", lw=0.8,
                    label=None if "slow" in seen else "slow point", zorder=3)
         seen.add("slow")
     for name, st in STABILITY_STYLE.items():
         sel = (~slow) & (np.asarray(stability) == name)
         if sel.any():
-            ax.scatter(points[sel, 0], points[sel, 1], s=42, marker=st["marker"], color=st["color"],
+            ax.scatter(points[sel, i], points[sel, j], s=42, marker=st["marker"], color=st["color"],
                        edgecolor="white", lw=0.6, label=None if name in seen else st["label"], zorder=4)
             seen.add(name)
 
 
-def phase_portraits(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) -> Path:
-    """One panel per checkpoint: trajectories (grey) and fixed points coloured by stability.
+def principal_axes(X, n=3):
+    """PCA of the samples in ``X`` (..., D): ``(mean (D,), components (n, D), explained (n,))``.
 
-    Each panel is a dict with ``title``, ``trajectories`` (T+1, B, 2),
-    ``points`` (K, 2), ``stability`` (K,) labels and ``is_fixed`` (K,).
+    Components are orthonormal rows (zero rows when D or the number of
+    samples is below ``n``); ``explained`` is each one's fraction of the
+    total variance. Project with ``(X - mean) @ components.T``.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((50, 4, 6))
+    >>> mean, comps, ev = principal_axes(X, 3)
+    >>> mean.shape, comps.shape, ev.shape, bool(ev[0] >= ev[1] >= ev[2])
+    ((6,), (3, 6), (3,), True)
+    """
+    X = np.asarray(X, dtype=float)
+    X = X.reshape(-1, X.shape[-1])
+    mean = X.mean(axis=0)
+    _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
+    var = s ** 2
+    total = var.sum()
+    comps = np.zeros((n, X.shape[1]))
+    explained = np.zeros(n)
+    m = min(n, vt.shape[0])
+    comps[:m] = vt[:m]
+    if total > 0:
+        explained[:m] = var[:m] / total
+    return mean, comps, explained
+
+
+def phase_portraits(panels: list, path, *, axis_labels=("PC1", "PC2"), title=None) -> Path:
+    """Trajectories (grey), silent probe trials and fixed points coloured by stability.
+
+    Each panel (one per checkpoint) is a dict with ``title``, ``trajectories``
+    (T+1, B, k) task trials, ``points`` (K, k), ``stability`` (K,) labels and
+    ``is_fixed`` (K,), and optionally ``probes`` (P+1, B', k): trajectories
+    under zero input (silence), drawn in blue with their end states as black
+    dots, so the attractors show where the probes settle.
+
+    With k = 2 the figure has one row of panels (PC1 against PC2). With
+    k >= 3 each checkpoint gets a row of three pairwise panels (PC1-PC2,
+    PC1-PC3, PC2-PC3), so memories that differ along the third PC stay apart.
+    ``axis_labels`` names the axes (missing names become "PC3"...).
     """
     n = len(panels)
-    fig, axes = subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
+    dims = min(int(np.asarray(panels[0]["trajectories"]).shape[-1]), 3) if n else 2
+    labels = list(axis_labels)[:dims] + [f"PC{i + 1}" for i in range(len(axis_labels), dims)]
+    pairs = [(0, 1)] if dims < 3 else [(0, 1), (0, 2), (1, 2)]
+    if len(pairs) == 1:
+        fig, axes = subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
+        grid = [[ax] for ax in axes[0]]
+    else:
+        fig, axes = subplots(n, 3, figsize=(10.2, 3.1 * n + 0.4), squeeze=False)
+        grid = list(axes)
     seen = set()
-    for ax, p in zip(axes[0], panels):
+    for row, p in zip(grid, panels):
         tr = np.asarray(p["trajectories"])
-        for b in range(tr.shape[1]):
-            ax.plot(tr[:, b, 0], tr[:, b, 1], color="0.6", lw=0.6, alpha=0.8)
-        _draw_points(ax, p["points"], p["stability"], p["is_fixed"], seen)
-        ax.set_title(p["title"], fontsize=9)
-        ax.set_xlabel(axis_labels[0])
-        ax.set_aspect("equal", adjustable="datalim")
-    axes[0][0].set_ylabel(axis_labels[1])
-    fig.legend(frameon=False, fontsize=7, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.04))
+        probes = p.get("probes")
+        for c, (ax, (i, j)) in enumerate(zip(row, pairs)):
+            for b in range(tr.shape[1]):
+                ax.plot(tr[:, b, i], tr[:, b, j], color="0.6", lw=0.5, alpha=0.45,
+                        label=None if "trial" in seen else "task trial")
+                seen.add("trial")
+            if probes is not None and np.size(probes):
+                pr = np.asarray(probes)
+                for b in range(pr.shape[1]):
+                    ax.plot(pr[:, b, i], pr[:, b, j], color="#4c9be8", lw=0.7, alpha=0.7,
+                            label=None if "probe" in seen else "probe in silence (zero input)")
+                    seen.add("probe")
+                ax.scatter(pr[-1, :, i], pr[-1, :, j], s=9, color="k", zorder=3.5,
+                           label=None if "end" in seen else "probe end state")
+                seen.add("end")
+            _draw_points(ax, p["points"], p["stability"], p["is_fixed"], seen, dims=(i, j))
+            ax.set_xlabel(labels[i], fontsize=8)
+            ax.set_ylabel(labels[j], fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_aspect("equal", adjustable="datalim")
+            if c == 0 or len(pairs) == 1:
+                ax.set_title(p["title"], fontsize=9, loc="left" if len(pairs) > 1 else "center")
+    fig.legend(frameon=False, fontsize=7, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.04 if n > 1 else -0.1))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -467,7 +530,7 @@ def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None
     unknown = sorted(set(map(str, null_leads)) - set(map(str, labels)))
     if unknown:
         raise ConfigError(f"null_leads has labels that are not groups: {unknown} (groups: {labels})")
-    fig, ax = subplots(figsize=(max(4.5, 1.9 * len(labels)), 3.6))
+    fig, ax = subplots(figsize=(max(3.0, 1.5 * len(labels)) + 3.2, 3.8))  # + room for the legend
     rng = np.random.default_rng(0)
     seen = set()
 
@@ -484,10 +547,10 @@ def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None
             lo, med, hi = (q.get(k) for k in ("q05", "q50", "q95"))
             if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
                 ax.fill_between([i - 0.35, i + 0.35], [lo] * 2, [hi] * 2, color="0.8", alpha=0.7, lw=0, zorder=1,
-                                label=once("chance 5-95% (shifted GR events)"))
+                                label=once("chance (shifted-event null), 5-95%"))
             if med is not None and np.isfinite(med):
                 ax.plot([i - 0.35, i + 0.35], [med] * 2, color="0.35", lw=1.2, ls="--", zorder=2,
-                        label=once("chance median"))
+                        label=once("chance (shifted-event null), median"))
         v = np.asarray(groups[lab]["leads"], dtype=float)
         if v.size:
             ax.plot(i + 0.08 * rng.standard_normal(v.size), v, "o", color="#1f4e9e", ms=5, alpha=0.8, zorder=3,
@@ -504,7 +567,9 @@ def lead_times(groups: dict, path, *, title=None, null_leads: dict | None = None
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.8)
     if title:
-        ax.set_title(title, fontsize=9)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 80), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -775,5 +840,145 @@ def lif_comparison(traj, result, batch, path, *, time_unit_ms=10.0, n_per_unit=1
     if figures:
         keys = ("accuracy_lif", "accuracy_rate", "accuracy_mean_field", "rate_correlation", "isi_cv_median")
         fig.suptitle("Brian2 LIF mode: " + ", ".join(f"{k} = {figures[k]:.3g}" for k in keys if k in figures))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# -- training curves of one run (`bioplastic plot RUN.h5`) ---------------------------
+def _finite_xy(history, column):
+    its = np.asarray(history["iteration"], dtype=float)
+    y = np.asarray(history[column], dtype=float)
+    ok = np.isfinite(y)
+    return its[ok], y[ok]
+
+
+def curve_panels(history: dict) -> list[str]:
+    """Panels :func:`training_curves` draws for ``history``, in order.
+
+    ``"loss"`` (needs ``task_loss`` or ``loss``), ``"accuracy"`` (``accuracy``
+    or ``eval_accuracy``), ``"tcr"`` (``lambda_tcr`` or ``tcr_loss``) and
+    ``"alignment"`` (``alignment``, recorded by local rules); a panel is listed
+    only when one of its columns has a finite value.
+
+    Examples
+    --------
+    >>> curve_panels({"iteration": [0, 1], "task_loss": [1.0, 0.5], "alignment": [float("nan")] * 2})
+    ['loss']
+    """
+    if "iteration" not in history:
+        raise ConfigError(f"history has no 'iteration' column; columns: {sorted(history)}")
+    wanted = {"loss": ("task_loss", "loss", "eval_loss"), "accuracy": ("accuracy", "eval_accuracy"),
+              "tcr": ("lambda_tcr", "tcr_loss"), "alignment": ("alignment",)}
+    return [name for name, cols in wanted.items()
+            if any(c in history and np.isfinite(np.asarray(history[c], dtype=float)).any() for c in cols)]
+
+
+def training_curves(history: dict, path, *, title=None, criterion=None) -> Path:
+    """Training curves of one run, one panel per kind of column in its history.
+
+    Panels (those :func:`curve_panels` finds): task loss per update (thin:
+    raw, thick: running median; dots: held-out ``eval_loss``; dashed: total
+    loss with the TCR term, when it differs), log scale; training accuracy
+    per update and held-out accuracy at the evaluations, with the task's
+    ``criterion`` (dotted); the TCR measure (mean squared rate change) with
+    lambda_TCR on the right axis; for local rules, the cosine alignment of the
+    rule's update with the BPTT gradient and the relative update variance
+    (right axis).
+
+    Parameters
+    ----------
+    history : dict of 1-D arrays, a run file's history (``iteration`` plus any
+        of :data:`bioplastic.training.HISTORY_COLUMNS` and the local-rule
+        columns ``alignment``, ``update_variance``)
+    path : str or Path, PNG written
+    title : str, optional
+    criterion : float, optional, accuracy criterion drawn on the accuracy panel
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ConfigError
+        If the history has no iteration column or no column to draw.
+    """
+    names = curve_panels(history)
+    if not names:
+        raise ConfigError(f"history has no curve to draw (columns: {sorted(history)})")
+    n = len(names)
+    fig, axes = subplots(1, n, figsize=(4.3 * n, 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        if name == "loss":
+            col = "task_loss" if "task_loss" in history else "loss"
+            if col in history:
+                it, y = _finite_xy(history, col)
+                ax.plot(it, y, color="0.7", lw=0.6)
+                ax.plot(it, _running_median_plot(y, max(3, len(it) // 50 * 2 + 1)), color="k", lw=1.4,
+                        label="task loss (running median)")
+            if "loss" in history and col != "loss" and "task_loss" in history:
+                it, y = _finite_xy(history, "loss")
+                _, t = _finite_xy(history, "task_loss")
+                if y.shape == t.shape and not np.allclose(y, t):
+                    ax.plot(it, _running_median_plot(y, max(3, len(it) // 50 * 2 + 1)), "--", color="C1",
+                            lw=1.0, label="total loss (task + TCR)")
+            if "eval_loss" in history:
+                it, y = _finite_xy(history, "eval_loss")
+                ax.plot(it, y, "o", color="C3", ms=3.5, label="held-out loss")
+            if ax.lines and all(np.all(np.asarray(line.get_ydata()) > 0) for line in ax.lines):
+                ax.set_yscale("log")
+            ax.set_ylabel("loss")
+        elif name == "accuracy":
+            if "accuracy" in history:
+                it, y = _finite_xy(history, "accuracy")
+                ax.plot(it, y, color="0.6", lw=0.7, label="training batch")
+            if "eval_accuracy" in history:
+                it, y = _finite_xy(history, "eval_accuracy")
+                ax.plot(it, y, "o-", color="C0", ms=3.5, lw=1.2, label="held-out")
+            if criterion is not None:
+                ax.axhline(float(criterion), color="C2", ls=":", lw=1.2, label=f"criterion ({float(criterion):g})")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylabel("accuracy")
+        elif name == "tcr":
+            if "tcr_loss" in history:
+                it, y = _finite_xy(history, "tcr_loss")
+                ax.plot(it, y, color="C4", lw=1.0, label="TCR measure (mean squared rate change)")
+                if y.size and np.all(y > 0):
+                    ax.set_yscale("log")
+            ax.set_ylabel("TCR measure", color="C4")
+            if "lambda_tcr" in history:
+                it, lam = _finite_xy(history, "lambda_tcr")
+                bx = ax.twinx()
+                off = lam.size == 0 or not np.any(lam != 0)
+                bx.plot(it, lam, color="k", lw=1.2, ls="--",
+                        label="lambda_TCR" + (" (0: TCR off)" if off else ""))
+                bx.set_ylabel("lambda_TCR")
+                bx.set_ylim(-0.05, 1.0 if off else 1.15 * float(np.max(np.abs(lam))))
+                h1, l1 = ax.get_legend_handles_labels()
+                h2, l2 = bx.get_legend_handles_labels()
+                ax.legend(h1 + h2, l1 + l2, frameon=False, fontsize=7, loc="best")
+        elif name == "alignment":
+            it, y = _finite_xy(history, "alignment")
+            ax.plot(it, y, "o-", color="C0", ms=3, lw=1.0, label="cos(update, BPTT gradient)")
+            ax.axhline(0, color="0.5", lw=0.7)
+            ax.set_ylim(min(-0.1, float(np.min(y)) - 0.05), 1.02)
+            ax.set_ylabel("alignment with BPTT")
+            if "update_variance" in history:
+                it, v = _finite_xy(history, "update_variance")
+                ok = v > 0
+                if ok.any():
+                    bx = ax.twinx()
+                    bx.plot(it[ok], v[ok], "s:", color="C3", ms=3, lw=0.8, label="update variance / |update|^2")
+                    bx.set_yscale("log")
+                    bx.set_ylabel("relative update variance", color="C3")
+                    h1, l1 = ax.get_legend_handles_labels()
+                    h2, l2 = bx.get_legend_handles_labels()
+                    ax.legend(h1 + h2, l1 + l2, frameon=False, fontsize=7, loc="lower right")
+        if ax.get_legend() is None and ax.get_legend_handles_labels()[1]:
+            ax.legend(frameon=False, fontsize=7)
+        ax.set_xlabel("training iteration")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -131,7 +131,7 @@ def plot(rows, out: Path):
                 "n_no_drop": sum(not r["drop_detected"] for r in sel)}
             nulls[label] = gr_null(sel)
     lead_times(groups, out / "gr_lead_times.png", null_leads=nulls,
-               title="GR lead before the drop (one dot per seed) against shifted GR events (grey: chance)")
+               title="GR lead before the drop (one dot per seed); grey: chance (shifted-event null)")
 
 
 DEFINITIONS = {

@@ -300,8 +300,65 @@ def project_points(analysis: RunAnalysis, k: int, fixed_only=False):
     return (fp.states - analysis.pca["mean"]) @ analysis.pca["components"].T, fp
 
 
+def _portraits_3pc(analysis: RunAnalysis, *, n_trials=4, n_probes=24, probe_steps=400):
+    """Phase-portrait panels in the first three PCs, with probe trials of silence.
+
+    Re-runs the analysis trials (same task, seed and batch as
+    :func:`analyze_run`) at each portrait checkpoint. PCA (3 components) is
+    fitted on the final checkpoint's visited states. A probe trial is a task
+    trial whose input is switched off from a random time on and which then
+    runs ``probe_steps`` more steps in silence (zero input); the panels hold
+    its silent part, from the cut on, whose end state lies near an attractor.
+    Returns ``(panels, axis_labels)``, or None when the run file is gone.
+    """
+    from ..io.runfile import read_run
+    from ..plotting import principal_axes
+
+    if not Path(analysis.run_file).is_file() or not analysis.portraits:
+        return None
+    data = read_run(analysis.run_file)
+    ks = sorted(analysis.portraits)
+    if any(k not in data.checkpoints for k in ks):
+        return None
+    net = network_from_config(data.config)
+    task = task_from_config(data.config)
+    st = analysis.settings
+    rng = np.random.default_rng(st["seed"])
+    batch = task.sample(int(st["batch_size"]), rng)
+    B = batch.batch_size
+    final = max(analysis.fixed_points)
+    S_final = trajectory_states(net, net.forward(data.checkpoints[final], batch.inputs))
+    mean, comps, explained = principal_axes(S_final, 3)
+    # probe trials: input off from a random cut time, then probe_steps of silence
+    prng = np.random.default_rng(st["seed"] + 1)
+    trials = prng.integers(0, B, int(n_probes))
+    T = batch.inputs.shape[0]
+    cuts = prng.integers(1, T + 1, int(n_probes))
+    probe_in = np.zeros((T + int(probe_steps), int(n_probes), task.n_inputs))
+    for b, (trial, cut) in enumerate(zip(trials, cuts)):
+        probe_in[:cut, b] = batch.inputs[:cut, trial]
+    panels = []
+    for k in ks:
+        params = data.checkpoints[k]
+        S = trajectory_states(net, net.forward(params, batch.inputs[:, :n_trials]))
+        P = trajectory_states(net, net.forward(params, probe_in))
+        # the silent part of each probe: from its cut (state after the last input) on
+        silent = np.stack([P[cut:cut + int(probe_steps) + 1, b] for b, cut in enumerate(cuts)], axis=1)
+        fp = analysis.fixed_points[k]
+        panels.append({"title": f"iteration {k}", "trajectories": (S - mean) @ comps.T,
+                       "probes": (silent - mean) @ comps.T, "points": (fp.states - mean) @ comps.T,
+                       "stability": fp.stability, "is_fixed": fp.is_fixed})
+    labels = tuple(f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(explained))
+    return panels, labels
+
+
 def make_figures(analysis: RunAnalysis, out_dir, prefix="", *, progress=False) -> list[Path]:
     """Write the loss/GR figure, slow dynamics, phase portraits and speed maps as PNG; returns the paths.
+
+    The phase portraits show three pairwise panels in the first three PCs per
+    checkpoint, with probe trials of silence (:func:`_portraits_3pc`, which
+    re-runs the network from the run file); without the run file they fall
+    back to the stored 2-PC portraits.
 
     ``progress`` shows a bar on stderr, one step per figure.
     """
@@ -339,7 +396,14 @@ def make_figures(analysis: RunAnalysis, out_dir, prefix="", *, progress=False) -
             slow_panels, out / f"{prefix}slow_dynamics.png",
             time_unit=f"time units, one step = {analysis.config['task'].get('dt', 1.0):g}",
             title=f"slow dynamics in the {slow['epoch']} epoch"))
-    figures.append(lambda: plotting.phase_portraits(panels, out / f"{prefix}phase_portraits.png", axis_labels=axes))
+    portraits3 = _portraits_3pc(analysis)
+    if portraits3 is None:  # run file moved: the stored 2-PC portraits
+        figures.append(lambda: plotting.phase_portraits(panels, out / f"{prefix}phase_portraits.png",
+                                                        axis_labels=axes))
+    else:
+        figures.append(lambda: plotting.phase_portraits(
+            portraits3[0], out / f"{prefix}phase_portraits.png", axis_labels=portraits3[1],
+            title="task trials (grey), silent probes (blue, end: black dot) and fixed points"))
     figures.append(lambda: plotting.speed_maps(panels, out / f"{prefix}speed_maps.png", axis_labels=axes))
     paths = []
     with ProgressBar(total=len(figures), disable=not progress, desc="analyze: figures", leave=False) as bar:

@@ -7,7 +7,7 @@ import sys
 from .._version import __version__
 from ..errors import BioplasticError
 
-COMMANDS = ("train", "run", "sweep", "bench", "list", "export", "rules", "analyze", "compare")
+COMMANDS = ("train", "run", "sweep", "bench", "list", "export", "rules", "analyze", "compare", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:
