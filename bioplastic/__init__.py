@@ -25,5 +25,5 @@ from .tasks import get_task, list_tasks
 from .training import TrainResult, train
 
 __all__ = ["__version__", "config", "BioplasticError", "ConfigError", "DivergenceError", "SchemaError",
-           "ShapeError", "UnknownNameError", "read_run", "write_run", "list_models", "make_network",
-           "get_task", "list_tasks", "TrainResult", "train"]
+           "ShapeError", "UnknownNameError", "read_run", "write_run", "read_nwb", "list_models", "make_network",
+           "get_task", "list_tasks", "TrainResult", "train", "keep_freed_memory"]

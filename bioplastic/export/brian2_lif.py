@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .brian2_rate import (check_model, check_run_arrays, import_brian2, input_current_expr,
+from .brian2_rate import (_monitored_run, check_model, check_run_arrays, import_brian2, input_current_expr,
                           input_timedarray, model_sizes, readout, set_codegen)
 
 #: nonlinearity -> (lo, hi), the range carried by 0 .. lambda Hz
@@ -293,13 +293,7 @@ def simulate_lif(model, inputs, x0=None, codegen="numpy", **options):
     M = int(o["n_per_unit"])
     net, pops, neurons, mon, spikes = build_lif_network(b2, model, inputs, x0, o)
     dt_rate = float(model["dt"]) * float(model["time_unit"])
-    net.run(T * dt_rate * b2.second)
-    rec = {}
-    for v in ("x", "R"):
-        r = np.asarray(getattr(mon, v + "_"))
-        if r.shape[1] < T:
-            raise RuntimeError(f"brian2 recorded {r.shape[1]} samples of {v!r}, expected {T}")
-        rec[v] = np.concatenate([r.T[:T], np.asarray(getattr(pops, v + "_"))[None]]).reshape(T + 1, B, N)
+    rec = {v: a.reshape(T + 1, B, N) for v, a in _monitored_run(b2, net, mon, pops, ("x", "R"), T, dt_rate).items()}
     lo, hi = LIF_PHI[model["phi"]]
     rates = lo + (hi - lo) * rec["R"] / float(o["lam"])
     spike_i = np.asarray(spikes.i[:], dtype=np.int64)

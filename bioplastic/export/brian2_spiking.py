@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .brian2_rate import (PHI_EXPR, check_model, check_run_arrays, import_brian2, input_current_expr,
-                          input_timedarray, model_sizes, readout, set_codegen)
+from .brian2_rate import (PHI_EXPR, _monitored_run, check_model, check_run_arrays, import_brian2,
+                          input_current_expr, input_timedarray, model_sizes, readout, set_codegen)
 
 #: nonlinearity -> (lo, hi), the range mapped onto 0 .. nu_max
 BOUNDED_PHI = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -182,13 +182,7 @@ def simulate_spiking(model, inputs, x0=None, codegen="numpy", **options):
     T, B, _ = inputs.shape
     net, pops, neurons, mon, spikes = build_spiking_network(b2, model, inputs, x0, o)
     dt_rate = float(model["dt"]) * float(model["time_unit"])
-    net.run(T * dt_rate * b2.second)
-    rec = {}
-    for v in ("s", "R"):
-        r = np.asarray(getattr(mon, v + "_"))
-        if r.shape[1] < T:
-            raise RuntimeError(f"brian2 recorded {r.shape[1]} samples of {v!r}, expected {T}")
-        rec[v] = np.concatenate([r.T[:T], np.asarray(getattr(pops, v + "_"))[None]]).reshape(T + 1, B, N)
+    rec = {v: a.reshape(T + 1, B, N) for v, a in _monitored_run(b2, net, mon, pops, ("s", "R"), T, dt_rate).items()}
     lo, hi = BOUNDED_PHI[model["phi"]]
     rates = lo + (hi - lo) * rec["R"] / float(o["nu_max"])
     out = {"states": rec["s"], "rates": rates, "pop_rate_hz": rec["R"],
