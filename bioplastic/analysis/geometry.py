@@ -191,5 +191,7 @@ def state_spread(states) -> float:
     if X.ndim < 2:
         raise ShapeError(f"states must have shape (..., D), got {X.shape}")
     X = X.reshape(-1, X.shape[-1])
+    if not np.all(np.isfinite(X)):
+        raise ShapeError(f"states contain {int(np.sum(~np.isfinite(X)))} non-finite value(s) (NaN or inf)")
     s = float(np.sqrt(X.var(axis=0).sum()))
     return s if s > 0 and np.isfinite(s) else 1.0

@@ -52,6 +52,10 @@ def run(args):
             window = tuple(float(v) for v in args.window.split(","))
         except ValueError:
             raise ConfigError(f"--window must be T0,T1 in seconds, got {args.window!r}") from None
+        if len(window) != 2 or not window[0] < window[1]:
+            raise ConfigError(f"--window must be two times T0,T1 in seconds with T0 < T1, got {args.window!r}")
+    if not args.time_unit_ms > 0:
+        raise ConfigError(f"--time-unit-ms must be > 0, got {args.time_unit_ms}")
     by = [c.strip() for c in args.by.split(",") if c.strip()]
     model = read_activity(args.model, args.series, checkpoint=args.checkpoint, time_unit=args.time_unit_ms * 1e-3)
     data = read_activity(args.data, args.data_series or args.series, window=window, bin_width=args.bin_width,

@@ -122,10 +122,18 @@ def _write_params(group, params, compress=True):
 
 
 def _root_attrs(config, seed, status, attrs, created) -> dict:
+    from ..errors import ConfigError
+    from ..seeding import check_seed
+
+    check_seed(seed)  # the run file stores seeds in [0, 2**64 - 1], as train() draws them
+    try:
+        config_text = json.dumps(config, sort_keys=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the run's config cannot be stored as JSON: {exc}") from exc
     out = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "package_version": __version__,
            "seed": int(seed), "status": status,
            "created": created or datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "config": json.dumps(config, sort_keys=True, default=_json_default)}
+           "config": config_text}
     out.update({k: -1 if v is None else v for k, v in (attrs or {}).items()})
     return out
 

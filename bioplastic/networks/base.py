@@ -289,8 +289,10 @@ class Network(ABC):
     # -- dynamics ---------------------------------------------------------
     def check_inputs(self, inputs) -> np.ndarray:
         """``inputs`` (T, B, I) cast to this network's dtype, checked (ShapeError)."""
-        return as_array("inputs", inputs, self.dtype, shape=(None, None, self.n_inputs),
-                        what="(T, B, n_inputs)")
+        arr = as_array("inputs", inputs, self.dtype, shape=(None, None, self.n_inputs), what="(T, B, n_inputs)")
+        if arr.shape[0] < 1 or arr.shape[1] < 1:  # the kernels' panels need a step and a trial
+            raise ShapeError(f"inputs must hold at least one step and one trial (T, B >= 1), got {arr.shape}")
+        return arr
 
     def check_epoch_mask(self, epoch_mask, T: int, B: int) -> None:
         """ShapeError unless ``epoch_mask`` is None or (T, B) like the inputs."""
