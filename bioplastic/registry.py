@@ -276,6 +276,31 @@ def unknown_name_message(what: str, name, known) -> str:
     return f"{what} {str(name)!r}{hint} Known: {', '.join(known) or 'none'}"
 
 
+def check_plugin_class(cls, base: type, key: str, what: str, name: str | None = None) -> str:
+    """Check that ``cls`` can be registered as a ``what`` ("model", "task"); return its
+    lower-case registry name, the value of its attribute ``key`` ("kind", "name").
+
+    ConfigError unless ``cls`` subclasses ``base``, sets ``key`` to a non-empty
+    string, implements every abstract method, and (``name`` given, e.g. an
+    entry point's) is registered under that name.
+    """
+    import inspect
+
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"register_{what} expects a subclass of {base.__name__}, got {cls!r}")
+    value = getattr(cls, key, None)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} class {cls.__name__} must set a non-empty string `{key}`")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ConfigError(f"{what} class {cls.__module__}.{cls.__qualname__} does not implement {missing} "
+                          "(see docs/extending.md)")
+    if name is not None and name.lower() != value.lower():
+        said = "has kind" if key == "kind" else "is named"
+        raise ConfigError(f"{what} class {cls.__qualname__} {said} {value!r} but registered as {name!r}")
+    return value.lower()
+
+
 def check_keys(where: str, given, accepted) -> None:
     """Raise ConfigError naming every key of ``given`` not in ``accepted``,
     each with its closest valid key, e.g. ``'tua' (did you mean 'tau'?)``."""

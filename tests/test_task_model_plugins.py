@@ -146,7 +146,10 @@ def test_sweep_over_a_plugin_task_and_model(installed_plugin, tmp_path):
 
 # -- broken plugins -----------------------------------------------------------------
 BROKEN_MODULE = '''
+import numpy as np
+
 from bioplastic.networks import Network
+from bioplastic.networks.base import Trajectory
 from bioplastic.tasks import FlipFlop
 
 
@@ -165,8 +168,12 @@ class NoBackward(Network):
     def _init_arrays(self, rng):
         return {"W": rng.standard_normal((self.n_units, self.n_units))}, {}
 
-    def _forward(self, params, inputs, noise, x0):
-        raise NotImplementedError
+    def _forward(self, params, inputs, noise, x0):  # a working forward pass: only the adjoint is missing
+        x = [x0]
+        for _ in range(inputs.shape[0]):
+            x.append(np.tanh(x[-1] @ params["W"].T))
+        states = np.stack(x)
+        return Trajectory(states, states, states[1:, :, :1])
 '''
 
 BROKEN_ENTRY_POINTS = """\

@@ -72,6 +72,7 @@ import numpy as np
 
 from .brian2_rate import (_monitored_run, check_model, check_run_arrays, import_brian2, input_current_expr,
                           input_timedarray, model_sizes, readout, set_codegen)
+from .brian2_spiking import population_synapses, set_population_inputs
 
 #: nonlinearity -> (lo, hi), the range carried by 0 .. lambda Hz
 LIF_PHI = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -204,10 +205,7 @@ def build_lif_network(b2, model, inputs, x0, options):
     slow = b2.Clock(dt=dt_rate * b2.second, name="rate_clock*")
     pop_eqs, neuron_eqs = lif_equations(model, "u_in")
     pops = b2.NeuronGroup(B * N, pop_eqs, method="euler", clock=clock, namespace=namespace, name="lif_pops*")
-    pops.trial = np.repeat(np.arange(B), N)
-    for k in range(I):
-        setattr(pops, f"win_{k}", np.tile(arr["W_in"][:, k], B))
-    pops.bias = np.tile(arr["bias"] + lo * arr["W"].sum(axis=1), B)
+    set_population_inputs(pops, model, B, lo)
     # start at the stationary rates of x0: x(0) = x0 with A = R = F(mu0 + gain x0)
     x0 = np.asarray(x0, dtype=np.float64)
     nu0 = stationary_rate_hz(float(options["mu0"]) + float(options["gain"]) * x0, float(options["membrane_noise"]),
@@ -225,15 +223,8 @@ def build_lif_network(b2, model, inputs, x0, options):
     neurons.y_pop = b2.linked_var(pops, "y", index=members)
     neurons.rec_pop = b2.linked_var(pops, "I_rec", index=members)
     neurons.v = np.random.default_rng(int(options["seed"])).random(B * N * M)
-    fan_in = b2.Synapses(neurons, pops, on_pre="A_post += 1/(M*tau_syn)\nR_post += 1/(M*tau_out)",
-                         clock=clock, namespace=namespace, name="lif_fan_in*")
-    fan_in.connect(j="i // M")
-    post, pre = np.nonzero(arr["W"])
-    offs = (np.arange(B) * N)[:, None]
-    coupling = b2.Synapses(pops, pops, "w : second (constant)\nI_rec_post = w * A_pre : 1 (summed)",
-                           clock=clock, name="lif_coupling*")
-    coupling.connect(i=(pre[None] + offs).ravel(), j=(post[None] + offs).ravel())
-    coupling.w_ = np.tile((hi - lo) * arr["W"][post, pre] / lam, B)
+    fan_in, coupling = population_synapses(b2, neurons, pops, arr["W"], B, (hi - lo) / lam, clock, namespace,
+                                           "lif_")
     state_mon = b2.StateMonitor(pops, ["x", "R"], record=True, when="start", clock=slow, name="lif_monitor*")
     spike_mon = b2.SpikeMonitor(neurons, name="lif_spikes*")
     net = b2.Network(pops, neurons, fan_in, coupling, state_mon, spike_mon)

@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .brian2_rate import (PHI_EXPR, _monitored_run, check_model, check_run_arrays, import_brian2,
-                          input_current_expr, input_timedarray, model_sizes, readout, set_codegen)
+from .brian2_rate import (PHI_EXPR, _monitored_run, block_connections, check_model, check_run_arrays,
+                          import_brian2, input_current_expr, input_timedarray, model_sizes, readout, set_codegen)
 
 #: nonlinearity -> (lo, hi), the range mapped onto 0 .. nu_max
 BOUNDED_PHI = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -99,6 +99,39 @@ def spiking_equations(model, timed_name="u_in"):
     return pops, neurons
 
 
+def set_population_inputs(pops, model, n_trials, lo):
+    """Trial index, input weights and bias of ``n_trials`` copies of the populations.
+
+    The bias carries ``lo sum_j W_ij``: the rate a silent population stands for.
+    """
+    _, I, _ = model_sizes(model)
+    arr = model["arrays"]
+    N = arr["W"].shape[0]
+    pops.trial = np.repeat(np.arange(n_trials), N)
+    for k in range(I):
+        setattr(pops, f"win_{k}", np.tile(arr["W_in"][:, k], n_trials))
+    pops.bias = np.tile(arr["bias"] + lo * arr["W"].sum(axis=1), n_trials)
+
+
+def population_synapses(b2, neurons, pops, W, n_trials, scale, clock, namespace, prefix):
+    """The two synapse groups of a spiking population network.
+
+    ``fan_in``: each neuron's spike adds ``1/(M tau)`` to its population's
+    filtered spike trains ``A`` (``tau_syn``) and ``R`` (``tau_out``);
+    ``coupling``: the summed current ``I_rec_i = sum_j scale W_ij A_j`` between
+    the populations of each trial (weights in seconds, ``A`` in Hz).
+    """
+    fan_in = b2.Synapses(neurons, pops, on_pre="A_post += 1/(M*tau_syn)\nR_post += 1/(M*tau_out)",
+                         clock=clock, namespace=namespace, name=f"{prefix}fan_in*")
+    fan_in.connect(j="i // M")
+    pre, post, w = block_connections(W, n_trials)
+    coupling = b2.Synapses(pops, pops, "w : second (constant)\nI_rec_post = w * A_pre : 1 (summed)",
+                           clock=clock, name=f"{prefix}coupling*")
+    coupling.connect(i=pre, j=post)
+    coupling.w_ = scale * w
+    return fan_in, coupling
+
+
 def build_spiking_network(b2, model, inputs, x0, options):
     """Brian2 objects of the spiking mode for ``B`` trials.
 
@@ -122,10 +155,7 @@ def build_spiking_network(b2, model, inputs, x0, options):
     slow = b2.Clock(dt=dt_rate * b2.second, name="rate_clock*")
     pop_eqs, neuron_eqs = spiking_equations(model, "u_in")
     pops = b2.NeuronGroup(B * N, pop_eqs, method="euler", clock=fast, namespace=namespace, name="pops*")
-    pops.trial = np.repeat(np.arange(B), N)
-    for k in range(I):
-        setattr(pops, f"win_{k}", np.tile(arr["W_in"][:, k], B))
-    pops.bias = np.tile(arr["bias"] + lo * arr["W"].sum(axis=1), B)
+    set_population_inputs(pops, model, B, lo)
     pops.s = x0.reshape(-1)
     neurons = b2.NeuronGroup(B * N * M, neuron_eqs, threshold="rand() < nu*dt", clock=fast,
                              namespace=namespace, name="poisson*")
@@ -133,15 +163,8 @@ def build_spiking_network(b2, model, inputs, x0, options):
     nu0 = np.asarray(neurons.nu_).reshape(B * N, M)[:, 0]  # rates at x0: start at the steady state
     pops.A_ = nu0
     pops.R_ = nu0
-    fan_in = b2.Synapses(neurons, pops, on_pre="A_post += 1/(M*tau_syn)\nR_post += 1/(M*tau_out)",
-                         clock=fast, namespace=namespace, name="fan_in*")
-    fan_in.connect(j="i // M")
-    post, pre = np.nonzero(arr["W"])
-    offs = (np.arange(B) * N)[:, None]
-    coupling = b2.Synapses(pops, pops, "w : second (constant)\nI_rec_post = w * A_pre : 1 (summed)",
-                           clock=fast, name="coupling*")
-    coupling.connect(i=(pre[None] + offs).ravel(), j=(post[None] + offs).ravel())
-    coupling.w_ = np.tile((hi - lo) * arr["W"][post, pre] / float(options["nu_max"]), B)
+    fan_in, coupling = population_synapses(b2, neurons, pops, arr["W"], B, (hi - lo) / float(options["nu_max"]),
+                                           fast, namespace, "")
     state_mon = b2.StateMonitor(pops, ["s", "R"], record=True, when="start", clock=slow, name="pop_monitor*")
     objects = [pops, neurons, fan_in, coupling, state_mon]
     spike_mon = None

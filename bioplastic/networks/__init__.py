@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 
 from ..errors import ConfigError
-from ..registry import Registry, check_keys
+from ..registry import Registry, check_keys, check_plugin_class
 from .base import Constraint, Network, Params, Trajectory
 from .lfrnn import LFRNN
 
@@ -37,19 +37,10 @@ def validate_model_class(cls, name: str | None = None) -> str:
         ``_init_arrays``, ``_forward``, ``_backward``) unimplemented, or is
         registered under another name.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Network)):
-        raise ConfigError(f"register_model expects a subclass of Network, got {cls!r}")
-    if not isinstance(cls.kind, str) or not cls.kind:
-        raise ConfigError(f"model class {cls.__name__} must set a non-empty string `kind`")
+    kind = check_plugin_class(cls, Network, "kind", "model", name)
     if not cls.param_names:
         raise ConfigError(f"model class {cls.__name__} must list its parameter arrays in `param_names`")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise ConfigError(f"model class {cls.__module__}.{cls.__qualname__} does not implement {missing} "
-                          "(see docs/extending.md)")
-    if name is not None and name.lower() != cls.kind.lower():
-        raise ConfigError(f"model class {cls.__qualname__} has kind {cls.kind!r} but is registered as {name!r}")
-    return cls.kind.lower()
+    return kind
 
 
 #: Every known model class, by lower-case kind (plugins join on first lookup).

@@ -20,10 +20,7 @@ Examples
 """
 from __future__ import annotations
 
-import inspect
-
-from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, check_plugin_class
 from .base import Task, TaskBatch
 from .delayed_addition import DelayedAddition
 from .evidence_accumulation import EvidenceAccumulation
@@ -64,17 +61,7 @@ def validate_task_class(cls, name: str | None = None) -> str:
         method (``_sample``, ``_accuracy``) unimplemented, or is registered
         under another name.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ConfigError(f"register_task expects a subclass of Task, got {cls!r}")
-    if not isinstance(cls.name, str) or not cls.name:
-        raise ConfigError(f"task class {cls.__name__} must set a non-empty string `name`")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise ConfigError(f"task class {cls.__module__}.{cls.__qualname__} does not implement {missing} "
-                          "(see docs/extending.md)")
-    if name is not None and name.lower() != cls.name.lower():
-        raise ConfigError(f"task class {cls.__qualname__} is named {cls.name!r} but registered as {name!r}")
-    return cls.name.lower()
+    return check_plugin_class(cls, Task, "name", "task", name)
 
 
 #: Every known task class, by lower-case name (plugins join on first lookup).
