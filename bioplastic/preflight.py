@@ -7,10 +7,11 @@ path that is a folder or not writable) or cannot fit the machine's memory
 with one :class:`~bioplastic.errors.ConfigError` line before any work,
 instead of failing after it. :func:`check_train_settings` is called at the
 very start of :func:`bioplastic.train` and
-:func:`bioplastic.training.local.train_local`; the command line adds
-:func:`check_out_folder`, :func:`check_model_settings` and
-:func:`check_run_objects` (the schedule, optimiser, criterion, memory test
-and recording built as the loops build them, before the output folder exists).
+:func:`bioplastic.training.local.train_local`; the command line and sweeps
+add :func:`check_out_folder`, :func:`check_model_settings` and
+:func:`check_training` (every training setting, the schedule, optimiser,
+criterion, memory test and recording built as the loops build them, before
+the output folder exists).
 
 The memory estimate (:func:`estimate_run_bytes`) is deliberately rough (the
 worst case of the iteration budget, about a factor 2) and cheap: it allocates
@@ -68,8 +69,9 @@ def check_checkpoint_every(value) -> None:
                           "omit it for no checkpoints")
 
 
-def check_checkpoint_at(value) -> None:
-    """ConfigError unless ``value`` is None or a sequence of integers (the range is checked by the loop)."""
+def check_checkpoint_at(value, iterations=None) -> None:
+    """ConfigError unless ``value`` is None or a sequence of integers, each in
+    ``[0, iterations]`` when ``iterations`` is given."""
     if value is None:
         return
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -77,6 +79,27 @@ def check_checkpoint_at(value) -> None:
     bad = [k for k in value if not _is_int(k)]
     if bad:
         raise ConfigError(f"checkpoint_at must list integer iterations, got {bad[0]!r}")
+    if _is_int(iterations):
+        late = [k for k in value if not 0 <= k <= iterations]
+        if late:  # the loop's own message (training.loop._checkpoint_iterations)
+            raise ConfigError(f"checkpoint iteration {late[0]} outside [0, {int(iterations)}]")
+
+
+def check_tcr_target(task, tcr_on=None, tcr_epoch=None) -> None:
+    """ConfigError unless ``tcr_on`` (None: not given) names an activity TCR acts on and
+    ``tcr_epoch`` (None: the whole trial) an epoch of ``task``'s trials."""
+    if tcr_on is not None:
+        from .networks.base import check_tcr_on
+
+        check_tcr_on(tcr_on)
+    if tcr_epoch is None:
+        return
+    from .training.loop import resolve_tcr_epoch
+
+    epoch = resolve_tcr_epoch(tcr_epoch, task)
+    batch = _one_trial(task)
+    if batch is not None and epoch not in batch.epochs:  # the message of training.objective
+        raise ConfigError(f"task has no epoch {epoch!r}; epochs: {sorted(batch.epochs)}")
 
 
 def check_clip(value) -> None:
@@ -188,17 +211,24 @@ def check_model_settings(kind: str, settings: dict, where: str = "spec") -> None
 
 
 def check_train_settings(network, task, *, iterations, batch_size, eval_batch_size, continue_after=0, lr=None,
-                         clip=None, early_stop=True, tcr_relative=False, checkpoint_every=None, checkpoint_at=(),
-                         seed=None, run_file=None, record=None, memory_test=None, local=False) -> None:
+                         clip=None, early_stop=True, tcr_relative=False, tcr_on=None, tcr_epoch=None,
+                         checkpoint_every=None, checkpoint_at=(), seed=None, run_file=None, record=None,
+                         memory_test=None, diagnostics_every=None, diagnostic_splits=None, local=False) -> None:
     """Everything :func:`bioplastic.train` / ``train_local`` can check before work.
 
-    Types and ranges of the settings, the seed (what the run file stores), the
-    run file's place, and the memory estimate (:func:`check_fits`). Raises a
-    one-line ConfigError; returns None.
+    Types and ranges of the settings (checkpoint iterations within the
+    budget, the TCR target and epoch among the task's), the seed (what the
+    run file stores), the run file's place, and the memory estimate
+    (:func:`check_fits`). A setting left None is not checked (the loop
+    that does not take it). Raises a one-line ConfigError; returns None.
     """
     for name, v, zero in (("iterations", iterations, True), ("batch_size", batch_size, False),
                           ("eval_batch_size", eval_batch_size, False), ("continue_after", continue_after, True)):
         positive_int(name, v, allow_zero=zero)
+    for name, v, zero in (("diagnostics_every", diagnostics_every, True),
+                          ("diagnostic_splits", diagnostic_splits, False)):
+        if v is not None:
+            positive_int(name, v, allow_zero=zero)
     if lr is not None and (isinstance(lr, (bool, np.bool_, str, bytes))
                            or not isinstance(lr, (int, float, np.integer, np.floating))):
         raise ConfigError(f"lr must be a number, got {lr!r}")
@@ -206,7 +236,8 @@ def check_train_settings(network, task, *, iterations, batch_size, eval_batch_si
     check_bool("early_stop", early_stop)
     check_bool("tcr_relative", tcr_relative)
     check_checkpoint_every(checkpoint_every)
-    check_checkpoint_at(checkpoint_at)
+    check_checkpoint_at(checkpoint_at, iterations)
+    check_tcr_target(task, tcr_on, tcr_epoch)
     check_run_seed(seed)
     check_run_file(run_file)
     parts = estimate_run_bytes(network, task, batch_size=batch_size, iterations=iterations,
@@ -248,6 +279,50 @@ def check_run_objects(network, task, settings: dict) -> None:
             _built(name, build, settings[name])
     if settings.get("record") is not None:
         check_recording(network, task, settings["record"], settings.get("iterations"))
+
+
+def check_training(network, task, settings: dict, *, seed=None, local=False) -> dict:
+    """Every training setting of a run checked at once, before any output exists.
+
+    What :func:`bioplastic.train` (or ``train_local`` with ``local``) would
+    refuse once started: the objects it builds (:func:`check_run_objects`)
+    and every value :func:`check_train_settings` knows. The command line and
+    sweeps call it before they create an output folder, so a bad value
+    leaves nothing behind; a setting the checks learn later is covered here
+    without a list of names to keep in step.
+
+    Parameters
+    ----------
+    network, task
+        The run's network and task.
+    settings : dict
+        Keyword arguments of the training loop (defaults filled in here).
+    seed : int or None
+        The run's seed (None: drawn later).
+    local : bool
+        True for :func:`~bioplastic.training.local.train_local`.
+
+    Returns
+    -------
+    dict
+        ``settings`` with the loop's defaults filled in.
+    """
+    from .training import train
+    from .training.local import train_local
+
+    fit = train_local if local else train
+    full = {k: p.default for k, p in inspect.signature(fit).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    full.update(settings)
+    check_run_objects(network, task, full)  # first: the memory estimate reads some of these values
+    # run_file: its folder is made after these checks; seed and local: given apart
+    known = set(inspect.signature(check_train_settings).parameters) - {"network", "task", "seed", "run_file",
+                                                                        "local"}
+    picked = {k: v for k, v in full.items() if k in known}
+    if not isinstance(full.get("optimizer"), str):  # an Optimizer object carries its own lr
+        picked.pop("lr", None)
+    check_train_settings(network, task, seed=seed, local=local, **picked)
+    return full
 
 
 def _built(name, build, value):
@@ -308,12 +383,18 @@ def _n_checkpoints(iterations, checkpoint_every, checkpoint_at, extra=()) -> int
     return n + len(others)
 
 
+def _one_trial(task):
+    """One trial of ``task`` from a private generator, or None if it cannot sample here."""
+    try:
+        return task.sample(1, np.random.default_rng(0))
+    except Exception:  # noqa: BLE001 - its own error comes when the loop samples
+        return None
+
+
 def _trial_steps(task) -> int:
     """Time steps of one trial (one trial sampled from a private generator, else ``n_steps``)."""
-    try:
-        return int(task.sample(1, np.random.default_rng(0)).T)
-    except Exception:  # noqa: BLE001 - a task that cannot sample here: use its setting
-        return int(getattr(task, "n_steps", 100))
+    batch = _one_trial(task)
+    return int(getattr(task, "n_steps", 100)) if batch is None else int(batch.T)
 
 
 def estimate_run_bytes(network, task, *, batch_size, iterations, checkpoint_every, checkpoint_at,

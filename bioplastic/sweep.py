@@ -163,11 +163,36 @@ def load_sweep(path, overrides=()) -> dict:
 
 
 def _check_seeds(where, seeds) -> None:
+    """ConfigError unless ``seeds`` is a number of seeds (>= 1) or a list of distinct seeds a run file
+    can store: one job, one run file per seed and grid point."""
+    from .seeding import check_seed
+
     ok = (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1) or (
         isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds))
     if not ok:
         raise ConfigError(f"{where} [sweep] seeds must be a number of seeds (>= 1) or a list of seeds, "
                           f"got {seeds!r}")
+    if isinstance(seeds, int):
+        return
+    for seed in seeds:
+        try:
+            check_seed(seed)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} [sweep] seeds: {exc}") from None
+    repeated = _repeated(seeds)
+    if repeated:  # two jobs would write one run file and one summary row twice
+        raise ConfigError(f"{where} [sweep] seeds lists seed(s) {', '.join(map(str, repeated))} more than once; "
+                          "give each seed once")
+
+
+def _repeated(items) -> list:
+    """The items that occur more than once in ``items``, in first-seen order."""
+    seen, repeated = set(), {}
+    for item in items:
+        if item in seen:
+            repeated[item] = None
+        seen.add(item)
+    return list(repeated)
 
 
 def _base(data: dict) -> dict:
@@ -205,6 +230,12 @@ def make_jobs(spec: dict, out: Path) -> list[dict]:
         or ``train_local``, ``record`` included), ``extra`` (config the run
         file keeps besides: ``spec``, ``nwb``) and ``notes`` (settings the
         job's rule ignores).
+
+    Raises
+    ------
+    ConfigError
+        On a job spec that does not resolve, or two jobs of one name (they
+        would write one run file).
     """
     seeds = spec.get("sweep", {}).get("seeds", 1)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -234,6 +265,10 @@ def make_jobs(spec: dict, out: Path) -> list[dict]:
                          "rule": plan["rule"].name if plan["local"] else "bptt",
                          "rule_table": copy.deepcopy(job_spec["rule"]),
                          "training": copy.deepcopy(plan["training"]), "extra": extra, "notes": plan["notes"]})
+    repeated = _repeated(job["name"] for job in jobs)
+    if repeated:  # e.g. a grid value listed twice: two jobs would write one run file
+        raise ConfigError(f"{where} [grid]: job name(s) {', '.join(map(repr, repeated[:5]))} occur more than "
+                          "once (each job writes runs/NAME.h5); give each grid key distinct values")
     return jobs
 
 
@@ -317,7 +352,7 @@ def resolved_config(job: dict) -> dict:
     ConfigError
         On an unknown or invalid setting, before any job runs.
     """
-    from .preflight import check_recording, check_run_objects, check_train_settings
+    from .preflight import check_recording, check_training
     from .recording import make_recording
     from .seeding import check_seed
     from .training import train
@@ -333,14 +368,8 @@ def resolved_config(job: dict) -> dict:
     defaults = _defaults(train_local if local else train)
     given = dict(job.get("training", {}))
     check_keys("unknown [training] setting(s)", given, tuple(defaults))
-    t = {**defaults, **given}
-    check_run_objects(net, task, t)  # one-line errors for values the builders below would trip on
-    check_train_settings(net, task, iterations=t["iterations"], batch_size=t["batch_size"],
-                         eval_batch_size=t["eval_batch_size"], continue_after=t["continue_after"],
-                         lr=t["lr"] if isinstance(t["optimizer"], str) else None, clip=t["clip"],
-                         early_stop=t["early_stop"], tcr_relative=t.get("tcr_relative", False),
-                         checkpoint_every=t["checkpoint_every"], checkpoint_at=t["checkpoint_at"],
-                         seed=job["seed"], record=t.get("record"), memory_test=t["memory_test"], local=local)
+    # one-line errors for every value the loop, or the builders below, would trip on
+    t = check_training(net, task, given, seed=job["seed"], local=local)
     # The same resolution as train() / train_local() perform before they record their config.
     opt = make_optimizer(t["optimizer"], lr=t["lr"])
     memory = memory_test_settings(t["memory_test"])
@@ -402,8 +431,28 @@ def config_changes(old: dict, new: dict) -> list[str]:
     return out
 
 
-def plan_jobs(jobs: list[dict]) -> list[dict]:
+def job_configs(jobs: list[dict]) -> list[dict]:
+    """Every job's :func:`resolved_config`: each job's settings and seed checked, nothing written.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first job with a bad setting.
+    """
+    configs = []
+    for job in jobs:
+        try:
+            configs.append(resolved_config(job))
+        except (BioplasticError, TypeError, ValueError) as exc:  # no traceback for a bad setting
+            raise ConfigError(f"sweep job {job['name']!r}: {exc}") from exc
+    return configs
+
+
+def plan_jobs(jobs: list[dict], configs=None) -> list[dict]:
     """Decide, before anything runs, what each job does with its existing run file.
+
+    ``configs`` are the jobs' resolved configs (:func:`job_configs`; computed
+    here when None).
 
     Returns
     -------
@@ -417,11 +466,7 @@ def plan_jobs(jobs: list[dict]) -> list[dict]:
     from .io.runfile import read_run
 
     plans = []
-    for job in jobs:
-        try:
-            new = resolved_config(job)
-        except (BioplasticError, TypeError, ValueError) as exc:  # no traceback for a bad setting
-            raise ConfigError(f"sweep job {job['name']!r}: {exc}") from exc
+    for job, new in zip(jobs, job_configs(jobs) if configs is None else configs):
         plan = {"name": job["name"], "hash": config_hash(new), "action": "train"}
         run_file = Path(job["run_file"])
         if run_file.exists():
@@ -568,16 +613,18 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
     """
     spec = load_sweep(spec_path, overrides)
     out = Path(out)
+    # Every job's settings and seed first: a bad one leaves no output folder behind.
+    jobs = make_jobs(spec, out)
+    configs = job_configs(jobs)
     try:
         (out / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {str(out)!r}: {exc}") from exc
     say = log or (lambda message: None)
     with output_lock(out, log=log):
-        jobs = make_jobs(spec, out)
         for note in dict.fromkeys(n for job in jobs for n in job["notes"]):
             say(f"note: {note}")
-        plans = plan_jobs(jobs)
+        plans = plan_jobs(jobs, configs)
         stale = [p for p in plans if p["action"] == "stale"]
         if stale and refuse_stale:
             listed = _listing([f"{p['name']} ({_what_changed(p)})" for p in stale], 5)

@@ -309,17 +309,13 @@ CLI_CASES = [
     cli("train-out-holds-a-run", "train --model spec.toml --out o --seed 0 --no-progress",
         "'o/run.h5' exists; use --resume o/run.h5 to continue it or --overwrite",
         files=["spec.toml", "o/run.h5=run.h5"]),
-    # known bugs (xfail): refused only after OUT was created (an empty folder left behind), a message that
-    # names the wrong thing
+    # settings only the training loop used to check (refused after OUT was created), a single trainable name
     train("checkpoint-at-out-of-range", "--set 'training.checkpoint_at=[1, 99]'",
-          "checkpoint iteration 99 outside [0, 2]", bug="refused after creating --out"),
-    train("tcr-on", "--set training.tcr_on=nosuch", "tcr_on must be one of ('rates', 'states')",
-          bug="refused after creating --out"),
-    train("tcr-epoch", "--tcr 0.1 --set training.tcr_epoch=nosuch", "task has no epoch 'nosuch'",
-          bug="refused after creating --out"),
+          "checkpoint iteration 99 outside [0, 2]"),
+    train("tcr-on", "--set training.tcr_on=nosuch", "tcr_on must be one of ('rates', 'states')"),
+    train("tcr-epoch", "--tcr 0.1 --set training.tcr_epoch=nosuch", "task has no epoch 'nosuch'"),
     train("input-scale-nan", "--set model.input_scale=nan", "input_scale"),
-    train("trainable-string", "--set 'model.trainable=\"Q_in\"'", "'Q_in'",
-          bug="a string is split into characters: cannot train ['Q', '_', 'i', 'n']"),
+    train("trainable-string", "--set 'model.trainable=\"Q_in\"'", "'Q_in'"),
     train("gain-inf", "--set model.g=inf", "finite"),
 
     # -- spec files -------------------------------------------------------------------------------------------
@@ -419,11 +415,9 @@ CLI_CASES = [
     cli("sweep-out-is-a-file", "sweep s.toml --out spec.toml --no-progress", "cannot create output folder 'spec.toml'",
         texts={"s.toml": SWEEP, "spec.toml": SPEC}),
     sweep("grid-value-out-of-range", SWEEP.replace('"model.g" = [1.0]', '"model.n_units" = [-4]'),
-          "n_units must be a positive integer, got -4", bug="a job's settings are checked after OUT/runs is created"),
-    sweep("seeds-list-negative", SWEEP.replace("seeds = 1", "seeds = [0, -1]"), "got -1",
-          bug="a job's seed is checked after OUT/runs is created"),
-    sweep("seeds-duplicated", SWEEP.replace("seeds = 1", "seeds = [1, 1]"), "seeds",
-          bug="accepted: two jobs write one run file, summary.csv has the row twice"),
+          "n_units must be a positive integer, got -4"),
+    sweep("seeds-list-negative", SWEEP.replace("seeds = 1", "seeds = [0, -1]"), "got -1"),
+    sweep("seeds-duplicated", SWEEP.replace("seeds = 1", "seeds = [1, 1]"), "seeds"),
     sweep("workers-word", SWEEP.replace("seeds = 1", 'seeds = 1\nworkers = "x"'), "workers",
           extra="--workers 0"),
     cli("sweep-workers-zero", "sweep s.toml --out o --no-progress --workers 0", "workers",
@@ -493,8 +487,7 @@ CLI_CASES = [
     cli("nwb-keywords-empty", "export nwb run.h5 out.nwb --keywords ''",
         "NWB keywords must be a non-empty string or list of strings", files=["run.h5"]),
     cli("nwb-no-out", "export nwb run.h5", "the following arguments are required: OUT.nwb", files=["run.h5"]),
-    cli("nwb-nan-checkpoint", "export nwb nanckpt.h5 out.nwb", "non-finite", files=["nanckpt.h5"],
-        bug="accepted: a checkpoint with NaN parameters is exported without a word"),
+    cli("nwb-nan-checkpoint", "export nwb nanckpt.h5 out.nwb", "non-finite", files=["nanckpt.h5"]),
     cli("nwb-out-is-the-run", "export nwb run.h5 run.h5 --force", "run.h5", files=["run.h5"]),
     cli("nwb-out-is-a-folder", "export nwb run.h5 folder --force", "folder", files=["run.h5"], dirs=["folder"]),
 

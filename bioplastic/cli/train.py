@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..preflight import check_model_settings, check_out_folder, check_run_seed
+from ..preflight import check_model_settings, check_out_folder, check_run_seed, check_training
 
 
 def add_parser(sub):
@@ -122,7 +122,8 @@ def run(args):
     seed = kwargs.pop("seed", None) if args.seed is None else args.seed
     kwargs.pop("seed", None)
     check_run_seed(seed)
-    _check_settings(net, task, kwargs, seed, plan["local"])
+    # Every training setting, as train() / train_local() would check it, before OUT is created.
+    check_training(net, task, kwargs, seed=seed, local=plan["local"])
     if plan["local"]:
         from ..io.specs import check_rule_on
 
@@ -152,27 +153,6 @@ def run(args):
     print(result.summary())
     print(f"run file: {result.run_file}")
     return 0
-
-
-def _check_settings(net, task, kwargs, seed, local) -> None:
-    """The checks train() / train_local() start with, run before OUT is created."""
-    import inspect
-
-    from ..preflight import check_run_objects, check_train_settings
-    from ..training import train
-    from ..training.local import train_local
-
-    fit = train_local if local else train
-    settings = {k: p.default for k, p in inspect.signature(fit).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    settings.update(kwargs)
-    names = ("iterations", "batch_size", "eval_batch_size", "continue_after", "clip", "early_stop",
-             "tcr_relative", "checkpoint_every", "checkpoint_at", "record", "memory_test")
-    picked = {k: settings[k] for k in names if k in settings}
-    if isinstance(settings.get("optimizer"), str):
-        picked["lr"] = settings.get("lr")
-    check_run_objects(net, task, settings)  # first: the memory estimate reads some of these values
-    check_train_settings(net, task, seed=seed, local=local, **picked)
 
 
 def _check_stp_scale(rule, lambda_tcr) -> None:

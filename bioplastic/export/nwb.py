@@ -360,7 +360,8 @@ def export_nwb(run_file, out, *, checkpoints="all", time_unit=1e-2, overwrite=Fa
     Raises
     ------
     SchemaError
-        If the run file holds no recordings or not the asked-for checkpoints.
+        If the run file holds no recordings or not the asked-for checkpoints,
+        or an exported checkpoint's parameters hold NaN or inf.
     ConfigError
         If ``out`` exists (and not ``overwrite``), ``time_unit`` is not
         positive, or a metadata option has the wrong type.
@@ -385,6 +386,7 @@ def export_nwb(run_file, out, *, checkpoints="all", time_unit=1e-2, overwrite=Fa
                           "(see bioplastic.recording) to record activity")
     at = data.recordings["at"]
     ks = select_checkpoints(at, checkpoints, run_file)
+    check_checkpoint_params(data, ks, run_file)
     batch = data.recordings["trials"]
     T, B = batch.T, batch.batch_size
     dt_s = batch.dt * time_unit
@@ -412,6 +414,23 @@ def export_nwb(run_file, out, *, checkpoints="all", time_unit=1e-2, overwrite=Fa
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
     return out
+
+
+def check_checkpoint_params(data, ks, run_file) -> None:
+    """SchemaError if the parameters of a checkpoint in ``ks`` hold NaN or inf.
+
+    The activity recorded at a checkpoint is published as that of the
+    network with its parameters; non-finite ones mean a damaged run file,
+    whose activity no network of the file reproduces.
+    """
+    from ..validation import count_non_finite
+
+    for k in ks:
+        for name, arr in (data.checkpoints.get(k) or {}).items():
+            bad = count_non_finite(np.asarray(arr))
+            if bad:
+                raise SchemaError(f"checkpoint {k} of {str(run_file)!r}: params[{name!r}] contains {bad} "
+                                  "non-finite value(s) (NaN or inf); the run file is damaged, nothing exported")
 
 
 def _new_file(data, run_name, meta, ks, T, B, dt_s, time_unit):

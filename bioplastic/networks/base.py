@@ -60,6 +60,27 @@ class Constraint:
                                   ("sign", self.sign)) if v is not None}
 
 
+def trainable_names(value, default=()) -> tuple:
+    """``trainable`` as a tuple of names: ``default`` for None, one name for a string.
+
+    The one place every way of giving ``trainable`` (a spec file, ``--set``,
+    :func:`bioplastic.make_network`, :class:`Params`) goes through, so a
+    single name such as ``"W"`` is that name, not its letters.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is neither None, a string nor a sequence of names.
+    """
+    if value is None:
+        return tuple(default)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"trainable must be a parameter name or a list of names, got {value!r}")
+    return tuple(value)
+
+
 class Params(dict):
     """Parameter arrays by name, plus their :class:`Constraint` objects.
 
@@ -70,7 +91,7 @@ class Params(dict):
     def __init__(self, arrays=(), constraints=None, trainable=None):
         super().__init__(arrays)
         self.constraints: dict[str, Constraint] = dict(constraints or {})
-        self.trainable: tuple[str, ...] = tuple(self if trainable is None else trainable)
+        self.trainable: tuple[str, ...] = trainable_names(trainable, default=self)
 
     def copy(self) -> "Params":
         return Params({k: v.copy() for k, v in self.items()}, self.constraints, self.trainable)
@@ -116,8 +137,9 @@ class Network(ABC):
         sigma of the private noise; the Euler step adds sqrt(alpha) sigma xi.
     dtype : {"float64", "float32"} or None
         Floating type (``None``: ``bioplastic.config``).
-    trainable : sequence of str or None
-        Parameter arrays that learning may change (default: the model's).
+    trainable : str, sequence of str or None
+        Parameter arrays that learning may change (default: the model's); a
+        string is one name.
     """
 
     kind: str = ""
@@ -156,7 +178,7 @@ class Network(ABC):
             raise ConfigError(f"noise_std must be >= 0, got {self.noise_std!r}")
         self.noise_std = ns
         self.dtype = config.resolve_dtype(self.dtype)
-        trainable = self.default_trainable if self.trainable is None else tuple(self.trainable)
+        trainable = trainable_names(self.trainable, default=self.default_trainable)
         unknown = [p for p in trainable if p not in self.param_names]
         if unknown:
             raise ConfigError(f"{self.kind}: cannot train {unknown}; parameters are {list(self.param_names)}")

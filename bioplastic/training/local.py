@@ -111,7 +111,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                          eval_batch_size=eval_batch_size, continue_after=continue_after,
                          lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
                          checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at, seed=seed,
-                         run_file=run_file, memory_test=memory_test, local=True)
+                         run_file=run_file, memory_test=memory_test, diagnostics_every=diagnostics_every,
+                         diagnostic_splits=diagnostic_splits, local=True)
     rule = get_rule(rule)
     targets = rule.check(network)
     if not targets:

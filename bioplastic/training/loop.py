@@ -245,8 +245,9 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     check_train_settings(network, task, iterations=iterations, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, continue_after=continue_after,
                          lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
-                         tcr_relative=tcr_relative, checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at,
-                         seed=seed, run_file=run_file, record=record, memory_test=memory_test)
+                         tcr_relative=tcr_relative, tcr_on=tcr_on, tcr_epoch=tcr_epoch,
+                         checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at, seed=seed,
+                         run_file=run_file, record=record, memory_test=memory_test)
     # (checked above; as ints)
     iterations, batch_size, eval_batch_size, continue_after = map(int, (iterations, batch_size, eval_batch_size,
                                                                        continue_after))
