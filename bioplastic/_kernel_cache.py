@@ -2,7 +2,7 @@
 
 numba (``cache=True``) keys a cached function on the hash of its own source
 file only. Kernels here inline compiled functions from other modules (the
-LFRNN step inlines :mod:`.kernels.panels`, :mod:`.kernels.activations`, ...),
+LFRNN step inlines :mod:`.machinery.panels`, :mod:`.kernels.activations`, ...),
 so after an edit to a callee, or a ``git pull`` into an editable install,
 numba would load the caller's stale machine code: silently wrong results, as
 happened once during development (a changed panel layout read by an old

@@ -89,7 +89,7 @@ def single_threaded_worker() -> None:
     """Initialiser of a local worker process: one BLAS and one kernel thread."""
     from threadpoolctl import threadpool_limits
 
-    from .kernels.threads import set_kernel_threads
+    from .machinery.threads import set_kernel_threads
 
     _load_blas()
     threadpool_limits(1)
@@ -100,7 +100,7 @@ def call_single_threaded(fn, job):
     """``fn(job)`` with BLAS and the kernels on one thread (a Dask task)."""
     from threadpoolctl import threadpool_limits
 
-    from .kernels.threads import single_threaded
+    from .machinery.threads import single_threaded
 
     _load_blas()
     with threadpool_limits(1), single_threaded():

@@ -68,7 +68,7 @@ def run_train_job_single_thread(job: dict) -> dict:
     Workers each own one core; threads inside several workers would
     oversubscribe the machine and slow the many small matmuls of an Euler loop.
     """
-    from .kernels.threads import single_threaded
+    from .machinery.threads import single_threaded
 
     with single_threaded():
         return run_train_job(job)

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .errors import ConfigError
-from .kernels.gaussian import fill_standard_normal_
+from .machinery.gaussian import fill_standard_normal_
 
 # New streams go at the end: SeedSequence children are indexed, so appending
 # one never changes the streams before it (old runs stay reproducible).
@@ -57,13 +57,13 @@ def standard_normal_chunks(rng: np.random.Generator, shape, dtype=np.float64) ->
     sampler costs more than a forward pass for them; here ``rng`` gives
     :data:`NORMAL_CHUNKS` 64-bit keys, the flattened array is split into that
     many contiguous chunks, and each chunk is filled by
-    :func:`bioplastic.kernels.gaussian.fill_standard_normal_` (SplitMix64 and
+    :func:`bioplastic.machinery.gaussian.fill_standard_normal_` (SplitMix64 and
     Box-Muller in compiled, vectorised loops, about 3 ns a draw) from its
     own key, the chunks running on the kernel threads. The result depends on
     ``rng``'s state and ``shape`` only, not on the thread count; it is not
     the array ``rng.standard_normal(shape)`` would give.
     """
-    from .kernels.threads import kernel_threads, run_blocks
+    from .machinery.threads import kernel_threads, run_blocks
 
     keys = rng.integers(0, 2 ** 63, size=NORMAL_CHUNKS).astype(np.uint64)
     out = np.empty(shape, dtype=dtype)

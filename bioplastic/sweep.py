@@ -352,14 +352,14 @@ def resolved_config(job: dict) -> dict:
     ConfigError
         On an unknown or invalid setting, before any job runs.
     """
-    from .preflight import check_recording, check_training
+    from .preflight import check_recording, resolve_tcr_epoch
+    from .training.checks import check_training
     from .recording import make_recording
     from .seeding import check_seed
     from .training import train
     from .training.criteria import make_criterion
     from .training.evaluation import memory_test_settings
     from .training.local import train_local
-    from .training.loop import resolve_tcr_epoch
     from .training.optim import make_optimizer
     from .training.schedules import make_schedule
 
@@ -537,7 +537,7 @@ def run_sweep_job(job: dict) -> dict:
         (:func:`~bioplastic.training.loop.run_outcome`), ``task_loss`` (the
         history's column), ``run_file`` and ``reused``.
     """
-    from .kernels.threads import single_threaded
+    from .machinery.threads import single_threaded
 
     with single_threaded():
         return _run_job(job)

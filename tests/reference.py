@@ -135,7 +135,7 @@ REFERENCES = ("lfrnn", "lstm", "plrnn", "rank1")
 
 
 def flipflop_scan(draws, signs, min_gap, pulse_steps, settle_steps):
-    """NumPy reference of :func:`bioplastic.kernels.scan.flipflop_scan_` (the sampler's former code)."""
+    """NumPy reference of :func:`bioplastic.tasks.scan.flipflop_scan_` (the sampler's former code)."""
     T = draws.shape[0]
     onsets = np.zeros_like(draws)
     since = np.full(draws.shape[1:], min_gap)

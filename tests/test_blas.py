@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from bioplastic.kernels.blas import gemm, gemm_
+from bioplastic.machinery.blas import gemm, gemm_
 
 
 @njit

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bioplastic.kernels.gaussian import GAMMA, cos_sin_turn_, fill_standard_normal_, log_unit_
+from bioplastic.machinery.gaussian import GAMMA, cos_sin_turn_, fill_standard_normal_, log_unit_
 
 MASK = (1 << 64) - 1
 

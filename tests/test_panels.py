@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bioplastic.kernels.panels import (MR, adjoint_panels, forward_panels, pack_columns,
+from bioplastic.machinery.panels import (MR, adjoint_panels, forward_panels, pack_columns,
                                        pack_forward, panel_product_, panel_width)
 
 TOL = {np.float64: 1e-12, np.float32: 3e-5}

@@ -17,7 +17,7 @@ from bioplastic.training.progress import MESSAGE, ProgressBar
 _COLD = """
 import numpy as np
 from bioplastic.training.progress import compile_notice
-from bioplastic.kernels.small import readout_rows_
+from bioplastic.machinery.small import readout_rows_
 def call(dtype, step=1):
     r = np.ones((2, 3 * step), dtype)[:, ::step]
     readout_rows_(np.zeros((2, 1), dtype), r, np.ones((1, 3), dtype), np.zeros(1, dtype))
@@ -32,7 +32,7 @@ print("misses", sum(readout_rows_.stats.cache_misses.values()))
 _WARM = """
 import numpy as np
 from bioplastic.training.progress import compile_notice
-from bioplastic.kernels.small import readout_rows_
+from bioplastic.machinery.small import readout_rows_
 with compile_notice():
     readout_rows_(np.zeros((2, 1)), np.ones((2, 3)), np.ones((1, 3)), np.zeros(1))
 print("hits", sum(readout_rows_.stats.cache_hits.values()))

@@ -9,7 +9,7 @@ import pytest
 import bioplastic as bp
 from bioplastic.errors import ShapeError
 from bioplastic.kernels.activations import PHI_CODES
-from bioplastic.kernels import threads
+from bioplastic.machinery import threads
 from bioplastic.kernels.eprop import CHUNK, eprop_leaky
 from bioplastic.kernels.node_perturbation import node_perturbation_sums
 from bioplastic.kernels.stp import leaky_stp_forward
@@ -174,7 +174,7 @@ def test_node_perturbation_kernel_matches_einsum(rng, T):
 
 
 def test_node_perturbation_sums_do_not_depend_on_the_thread_count(rng, monkeypatch):
-    from bioplastic.kernels import threads
+    from bioplastic.machinery import threads
 
     monkeypatch.setattr(threads, "MIN_PARALLEL_WORK", 0)
     xi, pre = rng.standard_normal((13, 6, 7)), rng.standard_normal((13, 6, 7))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bioplastic.kernels.small import combine_rows_, readout_rows_
+from bioplastic.machinery.small import combine_rows_, readout_rows_
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 

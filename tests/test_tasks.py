@@ -391,7 +391,7 @@ def test_evidence_setting_errors():
 @pytest.mark.parametrize("min_gap,pulse_steps,settle_steps,p", [(3, 3, 0, 0.04), (3, 3, 2, 0.3), (1, 1, 0, 0.5),
                                                                  (6, 2, 5, 0.9)])
 def test_flipflop_scan_matches_the_numpy_reference(min_gap, pulse_steps, settle_steps, p):
-    from bioplastic.kernels.scan import flipflop_scan_
+    from bioplastic.tasks.scan import flipflop_scan_
     from reference import flipflop_scan
 
     rng = np.random.default_rng(min_gap + settle_steps)

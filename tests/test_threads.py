@@ -6,7 +6,7 @@ import pytest
 
 from bioplastic import make_network
 from bioplastic.errors import ConfigError
-from bioplastic.kernels import threads
+from bioplastic.machinery import threads
 from bioplastic.training.objective import loss_and_grads
 from types import SimpleNamespace
 
@@ -240,7 +240,7 @@ def test_spin_wait_env_variable(monkeypatch):
 
 
 def test_atomic_flags_and_bounded_spin():
-    from bioplastic.kernels.spin import load_flag, spin_while_equal, spins_per_second, store_flag
+    from bioplastic.machinery.spin import load_flag, spin_while_equal, spins_per_second, store_flag
 
     flags = np.zeros((2, 16), dtype=np.int64)
     store_flag(flags, 1, 8, 7)
@@ -266,7 +266,7 @@ _HANDOFF_SCRIPT = """
 import numpy as np
 from numba import njit
 from bioplastic import make_network
-from bioplastic.kernels import threads
+from bioplastic.machinery import threads
 
 @njit(nogil=True)
 def busy(block, b0, b1, spins, out):

@@ -4,7 +4,7 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import njit
 
-from bioplastic.kernels.vector import _ATTRIBUTE, _add_attribute, prefer_wide_vectors
+from bioplastic.machinery.vector import _ATTRIBUTE, _add_attribute, prefer_wide_vectors
 
 
 def test_attribute_is_written_into_parsable_ir():

@@ -39,8 +39,8 @@ the clamp instead of exactly 1.
 import numpy as np
 from numba import njit
 
-from .bits import float_from_bits
-from .vector import prefer_wide_vectors
+from ..machinery.bits import float_from_bits
+from ..machinery.vector import prefer_wide_vectors
 
 PHI_CODES = {"tanh": 0, "relu": 1, "softplus": 2, "sigmoid": 3}
 

@@ -35,13 +35,13 @@ from numba import njit
 
 from ..errors import ShapeError
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
-from .blas import gemm_
-from .panels import pack_columns, panel_product_
-from .small import readout_rows_
+from ..machinery.blas import gemm_
+from ..machinery.panels import pack_columns, panel_product_
+from ..machinery.small import readout_rows_
 from .stp import _stp_matvec, stp_step_
 from .tcr import sum_sq_diff_
-from .threads import n_blocks, run_blocks
-from .vector import prefer_wide_vectors
+from ..machinery.threads import n_blocks, run_blocks
+from ..machinery.vector import prefer_wide_vectors
 
 #: Steps per flush of the chunk buffers (uniform-leak path).
 CHUNK = 16
@@ -66,7 +66,7 @@ def eprop_(b0, x0, inputs, targets, cmask, noise, P, bias, W_out, b_out, F, leak
     targets : (T, B, O) targets y*.
     cmask : (T, B, O) loss weights: dL/dy = cmask * (y - y*) (``2 m / sum(m)``).
     noise : (T, B, N) scaled noise or ``shape[0] == 0``.
-    P : ``[W^T; W_in^T]``, (N + I) x N, packed by :func:`.panels.pack_columns`:
+    P : ``[W^T; W_in^T]``, (N + I) x N, packed by :func:`bioplastic.machinery.panels.pack_columns`:
         the drive ``r W^T + u W_in^T`` is one panel product. bias : (N,).
     W_out : (O, N), b_out : (O,) readout.
     F : (O, N) feedback weights carrying the error to the units.

@@ -8,21 +8,21 @@ Model (SPEC 1), batch-row convention, for t = 0..T-1::
 with ``s_noise = sqrt(alpha) sigma``. The forward step is one product of the
 row ``[r[t], u[t], 1]`` with the packed matrix
 ``[[alpha W^T, W_out^T], [alpha W_in^T, 0], [alpha b, b_out]]``
-(:func:`.panels.forward_panels`), which gives the leaked state and the
-previous step's readout in one pass (:func:`.panels.panel_product_`); the
+(:func:`bioplastic.machinery.panels.forward_panels`), which gives the leaked state and the
+previous step's readout in one pass (:func:`bioplastic.machinery.panels.panel_product_`); the
 adjoint's ``alpha a W + g_y W_out`` is one product with ``[alpha W; W_out]``
 the same way (so do the PLRNN's and the LSTM's forward steps). The drive
 inputs ``v[t] = [u[t], 1]`` (:func:`drive_inputs`) serve the gradient
 ``v^T a`` of every model's adjoint; ``W^T`` and ``V = [W_in^T; b]``
 (:func:`forward_weights`) only the BLAS yardstick of
-:mod:`bioplastic.bench_parts`.
+:mod:`bioplastic.bench.parts`.
 
 Each kernel works on the batch rows ``b0:b1`` for all T steps (compiled
-``nogil``), so that :mod:`bioplastic.kernels.threads` can run disjoint row
+``nogil``), so that :mod:`bioplastic.machinery.threads` can run disjoint row
 blocks on several cores with no synchronisation per step. A row block of a
 trajectory, ``xs[t, b0:b1]``, is a contiguous (rows, N) matrix. The
 adjoint's weight-gradient products are BLAS ``gemm`` calls that accumulate
-into such blocks in place (:func:`.blas.gemm_`, ``beta = 1``); the
+into such blocks in place (:func:`bioplastic.machinery.blas.gemm_`, ``beta = 1``); the
 elementwise work is one vectorised loop over the whole block. At N = 100 a
 BLAS call or a loop per row costs more in set-up than in arithmetic, so these
 choices were measured one by one (docs/benchmarks.md).
@@ -35,11 +35,11 @@ import numpy as np
 from numba import njit
 
 from .activations import N_CONSTANTS, dphi_row_, fill_constants_, phi_row_
-from .blas import gemm_
-from .panels import panel_product_
-from .small import readout_rows_
+from ..machinery.blas import gemm_
+from ..machinery.panels import panel_product_
+from ..machinery.small import readout_rows_
 from .tcr import tcr_step_grad_, tcr_step_sum_
-from .vector import prefer_wide_vectors
+from ..machinery.vector import prefer_wide_vectors
 
 
 def drive_inputs(inputs, dtype):
@@ -84,7 +84,7 @@ def forward_weights(W, W_in, b):
     """``(W^T, [W_in^T; b])`` as new C-contiguous arrays, in one compiled call.
 
     The operands of the BLAS forward step that the packed panels replaced,
-    kept for :mod:`bioplastic.bench_parts` to time against (W may be
+    kept for :mod:`bioplastic.bench.parts` to time against (W may be
     rectangular); built with NumPy, ``W.T`` and the stacking took 10 to 20
     us per call.
     """
@@ -124,9 +124,9 @@ def lfrnn_forward_rows_(block, b0, b1, x0, inputs, P, noise, noise_scale, alpha,
         r[t+1] = phi(x[t+1])                                   one loop over the block
 
     with ``B = [[alpha W^T, W_out^T], [alpha W_in^T, 0], [alpha b, b_out]]``
-    packed in ``P`` (:func:`.panels.forward_panels`): the readout of step t
+    packed in ``P`` (:func:`bioplastic.machinery.panels.forward_panels`): the readout of step t
     comes out of step t+1's product, and the last one is a row loop
-    (:func:`.small.readout_rows_`) after the steps.
+    (:func:`bioplastic.machinery.small.readout_rows_`) after the steps.
 
     Parameters
     ----------
@@ -209,7 +209,7 @@ def lfrnn_backward_rows_(block, b0, b1, xs, rs, drive_in, PA, alpha, phi_code, g
     block, b0, b1 : int, the block index and its row range.
     xs, rs : (T+1, B, N) states and rates of the forward pass.
     drive_in : (T, B, I+1) drive inputs ``[u, 1]`` of the forward pass.
-    PA : the packed ``[alpha W; W_out]``, (N + O) x N (:func:`.panels.adjoint_panels`).
+    PA : the packed ``[alpha W; W_out]``, (N + O) x N (:func:`bioplastic.machinery.panels.adjoint_panels`).
     g_r : (T+1, B, N) other direct partials dL/dr (e.g. TCR), or empty
         (``shape[0] == 0``).
     g_x : (T+1, B, N) direct partials dL/dx, or empty.

@@ -14,13 +14,13 @@ with ``drive[t] = [u[t], 1] V``, ``V = [W_x^T; b]`` (as for the LFRNN) and
 ``noise[t] = sqrt(alpha) sigma xi[t]`` (private noise enters the cell
 state). The forward step's products (recurrent, input drive, bias, and the
 previous step's readout) are one packed-panel product, as for the LFRNN
-(:mod:`.panels`). The readout ``y[t] = h[t+1] W_out^T + b_out`` is computed in the
+(:mod:`bioplastic.machinery.panels`). The readout ``y[t] = h[t+1] W_out^T + b_out`` is computed in the
 kernel, and in the adjoint its gradient with every parameter gradient: no
 NumPy product runs between kernels (NumPy's threaded OpenBLAS on the small
 per-call products cost more than the whole pass on the 2-core machine).
 
 Both kernels work on the batch rows ``b0:b1`` (compiled ``nogil``), so that
-:func:`.threads.run_blocks` runs row blocks on several threads. The gate
+:func:`bioplastic.machinery.threads.run_blocks` runs row blocks on several threads. The gate
 nonlinearities are the vectorised tanh of :mod:`.activations`, with
 ``sigmoid(x) = (1 + tanh(x / 2)) / 2`` (absolute error about 1e-16).
 
@@ -31,10 +31,10 @@ import numpy as np
 from numba import njit
 
 from .activations import N_CONSTANTS, fill_constants_, tanh_row_
-from .blas import gemm_
-from .panels import panel_product_
-from .small import readout_rows_
-from .vector import prefer_wide_vectors
+from ..machinery.blas import gemm_
+from ..machinery.panels import panel_product_
+from ..machinery.small import readout_rows_
+from ..machinery.vector import prefer_wide_vectors
 
 
 def gate_scales(H, dtype):
@@ -61,7 +61,7 @@ def lstm_forward_rows_(block, b0, b1, h0, c0, inputs, P, noise, noise_scale, W_o
         c[t+1] = f * c[t] + i * g (+ s_noise xi[t]);   h[t+1] = o * tanh(c[t+1])
 
     with ``B = [[S W_h^T, W_out^T], [S W_x^T, 0], [S b, b_out]]`` packed in
-    ``P`` (:func:`.panels.forward_panels` with the column scales ``S`` of
+    ``P`` (:func:`bioplastic.machinery.panels.forward_panels` with the column scales ``S`` of
     :func:`gate_scales`: "pre / 2" is the i, f, o blocks halved, g whole).
     The readout ``y[t-1] = h[t] W_out^T + b_out`` comes out of step t's
     product, the last one from a row loop after the steps.
@@ -151,7 +151,7 @@ def lstm_backward_rows_(block, b0, b1, hs, cs, gates, drive_in, PA, g_h, g_c, g_
     hs, cs : (T+1, B, H) hidden and cell states of the forward pass.
     gates : (T, B, 4H) gate activations of the forward pass.
     drive_in : (T, B, I+1) inputs with a column of ones, ``[u, 1]``.
-    PA : ``[W_h; W_out]`` packed, (4H + O) x H (:func:`.panels.adjoint_panels`
+    PA : ``[W_h; W_out]`` packed, (4H + O) x H (:func:`bioplastic.machinery.panels.adjoint_panels`
         with alpha 1).
     g_h : (T+1, B, H) direct partials dL/dh, or empty (``shape[0] == 0``).
     g_c : (T+1, B, H) direct partials dL/dc, or empty.

@@ -23,9 +23,9 @@ from numba import njit
 
 from ..errors import ShapeError
 from ..validation import as_array
-from .blas import gemm_
-from .threads import n_blocks, run_blocks
-from .vector import prefer_wide_vectors
+from ..machinery.blas import gemm_
+from ..machinery.threads import n_blocks, run_blocks
+from ..machinery.vector import prefer_wide_vectors
 
 
 #: Fixed number of time chunks the sums are split into: each has its own
@@ -39,11 +39,11 @@ def node_perturbation_(chunk, c0, c1, bounds, xi, mod, pre, pre_in, dpre, g, g_i
 
     Chunk k covers the steps ``bounds[k]:bounds[k+1]`` and writes its own
     accumulators ``g[k]``, ``g_in[k]``, ``g_bias[k]``, ``g_diag[k]`` (the
-    caller sums them); :mod:`.threads` runs ranges of chunks in parallel.
+    caller sums them); :mod:`bioplastic.machinery.threads` runs ranges of chunks in parallel.
 
     Parameters
     ----------
-    chunk : int, unused (the row-block index of :func:`.threads.run_blocks`).
+    chunk : int, unused (the row-block index of :func:`bioplastic.machinery.threads.run_blocks`).
     c0, c1 : int, the chunks to do; bounds : (SUM_CHUNKS + 1,) int64 steps.
     xi : (T, B, N) perturbations of the postsynaptic units.
     mod : (B,) modulation per trial, ``(R_b - Rbase_b) / sigma^2``.

@@ -10,7 +10,7 @@ with ``A`` the diagonal (auto-regressive) weights stored as a vector,
 :mod:`.lfrnn`) and ``noise[t] = sqrt(alpha) sigma xi[t]``. The forward
 step's products (recurrent, input drive, bias, and for a readout from
 relu(z) the previous step's readout) are one packed-panel product, as for
-the LFRNN (:mod:`.panels`). The readout ``y[t] = a[t+1] W_out^T + b_out``
+the LFRNN (:mod:`bioplastic.machinery.panels`). The readout ``y[t] = a[t+1] W_out^T + b_out``
 (``a = z`` or ``relu(z)``) is computed in the kernel, and its gradient in
 the adjoint, together with every parameter
 gradient: no NumPy product runs between the kernels. (NumPy's threaded
@@ -19,7 +19,7 @@ the 2-core machine: 8 ms per N = 100 forward pass before, 2 ms on one BLAS
 thread.)
 
 Both kernels work on the batch rows ``b0:b1`` (compiled ``nogil``), so that
-:func:`.threads.run_blocks` runs row blocks on several threads.
+:func:`bioplastic.machinery.threads.run_blocks` runs row blocks on several threads.
 
 Kernels take and return plain arrays; allocation and checks happen in
 :mod:`bioplastic.networks.plrnn`.
@@ -27,10 +27,10 @@ Kernels take and return plain arrays; allocation and checks happen in
 import numpy as np
 from numba import njit
 
-from .blas import gemm_
-from .panels import panel_product_
-from .small import readout_rows_
-from .vector import prefer_wide_vectors
+from ..machinery.blas import gemm_
+from ..machinery.panels import panel_product_
+from ..machinery.small import readout_rows_
+from ..machinery.vector import prefer_wide_vectors
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -46,7 +46,7 @@ def plrnn_forward_rows_(block, b0, b1, z0, inputs, P, noise, noise_scale, A, rea
         y[t] = b_out + z[t+1] W_out^T                      one loop per row (readout from z)
 
     with ``B = [[W^T, W_out^T], [C^T, 0], [h, b_out]]`` packed in ``P``
-    (:func:`.panels.forward_panels`; without the ``W_out`` columns when the
+    (:func:`bioplastic.machinery.panels.forward_panels`; without the ``W_out`` columns when the
     readout is from z, which is no operand of the product). A readout from
     r comes out of the next step's product; the last one is a row loop
     after the steps.

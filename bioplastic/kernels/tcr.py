@@ -11,7 +11,7 @@ them over the whole array for the other models.
 """
 from numba import njit
 
-from .vector import prefer_wide_vectors
+from ..machinery.vector import prefer_wide_vectors
 
 
 @njit(cache=True, nogil=True, fastmath=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import config
-from ..kernels.linalg import dot_
+from ..machinery.linalg import dot_
 from ..errors import ConfigError, ShapeError
 from ..validation import as_array, expect_shape, positive
 
@@ -474,7 +474,7 @@ def empty3(dtype) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b through the kernels' BLAS (see :mod:`bioplastic.kernels.linalg`)."""
+    """a @ b through the kernels' BLAS (see :mod:`bioplastic.machinery.linalg`)."""
     if a.dtype != b.dtype or a.dtype.kind != "f":
         return a @ b
     return dot_(_contiguous(a), _contiguous(b))
@@ -492,7 +492,7 @@ def readout(rates_after: np.ndarray, W_out: np.ndarray, b_out: np.ndarray) -> np
 
 def block_accumulators(blocks: int, shapes: dict, dtype) -> dict:
     """Zeroed per-block gradient accumulators ``{name: (blocks,) + shape}``
-    for the adjoint kernels that :func:`~bioplastic.kernels.threads.run_blocks`
+    for the adjoint kernels that :func:`~bioplastic.machinery.threads.run_blocks`
     runs on row blocks (block k writes index k)."""
     return {name: np.zeros((blocks,) + tuple(shape), dtype=dtype) for name, shape in shapes.items()}
 

@@ -10,8 +10,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels.activations import PHI_CODES
 from ..kernels.lfrnn import drive_inputs, lfrnn_backward_rows_, lfrnn_forward_rows_
-from ..kernels.panels import adjoint_panels, pack_forward
-from ..kernels.threads import n_blocks, run_blocks
+from ..machinery.panels import adjoint_panels, pack_forward
+from ..machinery.threads import n_blocks, run_blocks
 from ..validation import expect_shape, finite_number
 from .base import Constraint, Network, Trajectory, block_accumulators, check_tcr_on, empty3, sum_blocks
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..kernels.lfrnn import drive_inputs
 from ..kernels.lstm import gate_scales, lstm_backward_rows_, lstm_forward_rows_
-from ..kernels.panels import adjoint_panels, pack_forward
-from ..kernels.threads import n_blocks, run_blocks
+from ..machinery.panels import adjoint_panels, pack_forward
+from ..machinery.threads import n_blocks, run_blocks
 from ..validation import as_array, finite_number
 from .base import Network, Trajectory, block_accumulators, empty3, sum_blocks
 

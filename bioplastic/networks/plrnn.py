@@ -13,9 +13,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.lfrnn import drive_inputs
-from ..kernels.panels import forward_panels
+from ..machinery.panels import forward_panels
 from ..kernels.plrnn import plrnn_backward_rows_, plrnn_forward_rows_
-from ..kernels.threads import n_blocks, run_blocks
+from ..machinery.threads import n_blocks, run_blocks
 from ..validation import finite_number
 from .base import Constraint, Network, Trajectory, block_accumulators, empty3, sum_blocks
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels.node_perturbation import node_perturbation_sums
-from ..kernels.threads import blas_on_one_thread
+from ..machinery.threads import blas_on_one_thread
 from ..seeding import standard_normal_chunks
 from ..validation import positive
 from .base import Rule, Update

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels.scan import flipflop_scan_
+from .scan import flipflop_scan_
 from .base import Task, TaskBatch, fraction, integer
 
 

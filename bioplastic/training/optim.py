@@ -9,8 +9,8 @@ import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
-from ..kernels.linalg import sum_squares_
-from ..kernels.vector import prefer_wide_vectors
+from ..machinery.linalg import sum_squares_
+from ..machinery.vector import prefer_wide_vectors
 from ..registry import Registry
 from ..validation import positive
 

@@ -10,7 +10,7 @@ each row once: the forward pass got 12 to 20% faster.
 
 Since 2026-12-02 the LFRNN step does the drive and the readout inside its
 packed-panel product (:mod:`.panels`), so :func:`combine_rows_` is no longer
-on a training path: it stays as the yardstick that ``bench_parts`` times the
+on a training path: it stays as the yardstick that ``bench.parts`` times the
 panel product against. :func:`readout_rows_` still gives the LFRNN's last
 readout and e-prop's outputs.
 
