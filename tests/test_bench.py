@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bioplastic import bench
+from bioplastic.training.optim import Adam
 from bioplastic.bench import Case, run_benchmark
 from bioplastic.errors import ConfigError
 
@@ -38,7 +39,10 @@ def test_records_without_torch():
 
 
 def test_records_without_torch_installed(monkeypatch):
-    monkeypatch.setattr(bench, "import_torch", lambda: None)
+    from bioplastic.bench import machine, suite
+
+    monkeypatch.setattr(suite, "import_torch", lambda: None)
+    monkeypatch.setattr(machine, "import_torch", lambda: None)
     records = run_benchmark([(10, 2, 5, "float32")], repeats=2)
     check_records(records, [Case(10, 2, 5, "float32")])
     assert all(r["torch_ms"] is None for r in records)
@@ -86,8 +90,10 @@ def test_bad_arguments(bad, match):
 def test_cli_module(tmp_path, capsys, monkeypatch):
     from bioplastic.cli import bench as cli_bench
 
-    monkeypatch.setattr(bench, "QUICK_CASES", (TINY,))
-    monkeypatch.setattr(bench, "_cpu_busy", lambda interval=0.5: 0.0)
+    from bioplastic.bench import machine, suite
+
+    monkeypatch.setattr(suite, "QUICK_CASES", (TINY,))
+    monkeypatch.setattr(machine, "_cpu_busy", lambda interval=0.5: 0.0)
     parser = argparse.ArgumentParser(prog="bioplastic")
     sub = parser.add_subparsers(dest="command")
     cli_bench.add_parser(sub)
@@ -106,7 +112,7 @@ def test_cli_module(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_torch_peer_reproduces_bioplastic(dtype):
     torch = pytest.importorskip("torch")
-    net, params, batch = bench._setup(Case(20, 4, 15, dtype), seed=3)
+    net, params, batch = bench.setup_case(Case(20, 4, 15, dtype), seed=3)
     peer = bench.TorchLFRNN(torch, params, net.alpha, dtype)
     with torch.no_grad():
         rates, y = peer.forward(peer.tensor(batch.inputs))
@@ -123,7 +129,7 @@ def test_torch_peer_reproduces_bioplastic(dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_module_peer_reproduces_bioplastic(dtype):
     torch = pytest.importorskip("torch")
-    net, params, batch = bench._setup(Case(20, 4, 15, dtype), seed=4)
+    net, params, batch = bench.setup_case(Case(20, 4, 15, dtype), seed=4)
     report = bench.verify_peer(torch, net, params, batch, bench.TorchModuleLFRNN)
     assert report["max_output_diff"] <= bench.OUTPUT_ATOL[dtype]
     assert report["grad_rel"] <= bench.GRAD_RTOL[dtype]
@@ -135,10 +141,10 @@ def test_module_peer_reproduces_bioplastic(dtype):
 def test_torch_step_matches_bioplastic_step():
     """One clipped Adam iteration moves both implementations' weights alike."""
     torch = pytest.importorskip("torch")
-    net, params, batch = bench._setup(Case(16, 4, 12, "float64"), seed=5)
+    net, params, batch = bench.setup_case(Case(16, 4, 12, "float64"), seed=5)
     peer = bench.TorchLFRNN(torch, params, net.alpha, "float64")
     ours = params.copy()
-    opt = bench.Adam(lr=bench.LR)
+    opt = Adam(lr=bench.LR)
     for _ in range(3):
         l_ours = bench.bioplastic_step(net, ours, batch, opt)
         l_peer = peer.step(*(peer.tensor(a) for a in (batch.inputs, batch.targets, batch.loss_mask)))
@@ -158,7 +164,7 @@ def test_quick_benchmark_with_torch():
 @pytest.mark.optional
 def test_mismatching_peer_raises(monkeypatch):
     torch = pytest.importorskip("torch")
-    net, params, batch = bench._setup(TINY)
+    net, params, batch = bench.setup_case(TINY)
 
     class WrongPeer(bench.TorchLFRNN):  # a different time constant than bioplastic's
         def __init__(self, torch, params, alpha, dtype, lr=bench.LR):
@@ -207,11 +213,11 @@ def test_cli_bench_models_times_every_model_kind(tmp_path, capsys):
 def test_timed_blocks_take_turns_after_an_untimed_call():
     """Each side runs in short blocks that alternate, each block opened by an untimed call,
     so that a slow spell of the machine cannot fall on one side only."""
-    from bioplastic.bench import ROUNDS, _time_blocks
+    from bioplastic.bench import ROUNDS, time_blocks
 
     calls = []
     fns = [lambda: calls.append("a"), None, lambda: calls.append("b")]
-    ms = _time_blocks(fns, repeats=20, warmup=2)
+    ms = time_blocks(fns, repeats=20, warmup=2)
     assert ms[1] is None and ms[0] >= 0 and ms[2] >= 0
     per_block = -(-20 // ROUNDS)
     block = 1 + per_block
@@ -220,5 +226,5 @@ def test_timed_blocks_take_turns_after_an_untimed_call():
     assert len(body) == 2 * ROUNDS * block
     assert body == (["a"] * block + ["b"] * block) * ROUNDS
     few = []
-    _time_blocks([lambda: few.append(1)], repeats=3, warmup=0)  # fewer repeats than rounds
+    time_blocks([lambda: few.append(1)], repeats=3, warmup=0)  # fewer repeats than rounds
     assert len(few) == 3 * 2  # three rounds of one untimed and one timed call

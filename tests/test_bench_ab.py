@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bioplastic import bench_ab
+from bioplastic.bench import ab as bench_ab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def test_compare_another_model_kind():
 
 
 def test_bench_parts_table():
-    from bioplastic import bench_parts
+    from bioplastic.bench import parts as bench_parts
 
     result = bench_parts.measure(N=12, B=16, T=5, rounds=2, dtypes=("float64",))
     parts = result["float64"]
@@ -59,8 +59,8 @@ def test_bench_parts_table():
 
 
 def test_bench_parts_times_two_blocks_on_two_threads():
-    from bioplastic import bench_parts
-    from bioplastic.kernels.threads import kernel_threads, set_kernel_threads
+    from bioplastic.bench import parts as bench_parts
+    from bioplastic.machinery.threads import kernel_threads, set_kernel_threads
 
     before = kernel_threads()
     set_kernel_threads(2)

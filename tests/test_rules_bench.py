@@ -4,7 +4,7 @@ Speed is what the benchmark measures, not what tests check; memory
 independence of T is a property of the algorithm and is checked here.
 """
 from bioplastic import bench
-from bioplastic.kernels import threads
+from bioplastic.machinery import threads
 
 
 def test_rule_records():

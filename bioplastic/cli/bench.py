@@ -1,7 +1,8 @@
 """``bioplastic bench``: time forward and BPTT against PyTorch (SPEC 10).
 
 Prints the machine, library versions and a table of median times; with
-``--json FILE`` also writes the records. See :mod:`bioplastic.bench`.
+``--json FILE`` also writes the records. See :mod:`bioplastic.bench`;
+``python -m bioplastic.bench`` is the same command.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Run the benchmark, print header and table, write JSON if asked."""
-    from ..bench import cpu_snapshot, format_header, format_table, machine_info, other_load, run_benchmark, write_json
+    from ..bench import cpu_snapshot, format_header, format_table, machine_info, run_benchmark
     from ..errors import ConfigError
 
     if args.repeats is not None and args.repeats < 1:
@@ -60,10 +61,7 @@ def run(args) -> int:
     print(format_table(records))
     print("times are medians in ms; ratio = torch_ms / bioplastic_ms (the careful torch loop);\n"
           "ratio_module = torch_module_ms / bioplastic_ms (the same network as an idiomatic nn.Module)")
-    load = other_load(before, cpu_snapshot())
-    if load is not None:
-        print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
-              + (" -- timings are unreliable, re-run on an idle machine" if load > 0.1 else ""))
+    _print_load(before)
     if args.rules:
         from ..bench import eprop_memory, format_rule_table, run_rule_benchmark
 
@@ -80,9 +78,7 @@ def run(args) -> int:
         print()
         print(format_model_table(model_records))
         records = records + model_records
-    if args.json:
-        write_json(records, args.json)
-        print(f"wrote {args.json}")
+    _save(records, args.json)
     return 0
 
 
@@ -96,10 +92,7 @@ def _check_json(args) -> None:
 
 def run_checkpoints(args) -> int:
     """``bioplastic bench --checkpoints``: the cost of writing the run file at every checkpoint."""
-    from ..bench import cpu_snapshot, format_checkpoint_table, other_load, run_checkpoint_benchmark
-    from ..io.atomic import write_text
-
-    _check_json(args)
+    from ..bench import cpu_snapshot, format_checkpoint_table, run_checkpoint_benchmark
 
     before = cpu_snapshot()
     records = run_checkpoint_benchmark(repeats=args.repeats or 3, quick=args.quick,
@@ -108,13 +101,26 @@ def run_checkpoints(args) -> int:
     print(format_checkpoint_table(records))
     print("x sparsest = median time over that of the run with the fewest checkpoints: what writing the run "
           "file at every checkpoint costs")
+    _print_load(before)
+    _save(records, args.json, every_key=True)
+    return 0
+
+
+def _print_load(before) -> None:
+    """Say how much of the CPUs other processes took since ``before`` (a :func:`cpu_snapshot`)."""
+    from ..bench import cpu_snapshot, other_load
+
     load = other_load(before, cpu_snapshot())
     if load is not None:
         print(f"other processes used {100 * load:.0f}% of the CPUs during the run"
               + (" -- timings are unreliable, re-run on an idle machine" if load > 0.1 else ""))
-    if args.json:
-        import json
 
-        write_text(args.json, json.dumps(records, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+
+def _save(records, path, every_key=False) -> None:
+    """Write the records as JSON to ``path`` (atomically), if a path was given; the peer suite's
+    records keep :data:`~bioplastic.bench.RECORD_KEYS`, the others (``every_key``) all theirs."""
+    if path:
+        from ..bench import RECORD_KEYS, write_json
+
+        write_json(records, path, keys=None if every_key else RECORD_KEYS)
+        print(f"wrote {path}")
