@@ -21,9 +21,10 @@ from .errors import (BioplasticError, ConfigError, DivergenceError, SchemaError,
 from .io import read_run, write_run
 from .io.nwb_read import read_nwb
 from .networks import list_models, make_network
+from .plugins import refresh_plugins
 from .tasks import get_task, list_tasks
 from .training import TrainResult, train
 
 __all__ = ["__version__", "config", "BioplasticError", "ConfigError", "DivergenceError", "SchemaError",
            "ShapeError", "UnknownNameError", "read_run", "write_run", "read_nwb", "list_models", "make_network",
-           "get_task", "list_tasks", "TrainResult", "train", "keep_freed_memory"]
+           "get_task", "list_tasks", "TrainResult", "train", "keep_freed_memory", "refresh_plugins"]

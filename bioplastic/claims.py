@@ -252,7 +252,7 @@ def fraction_effect(k, n, null) -> dict:
     >>> e["k"], e["n"], [round(x, 2) for x in e["ci95"]]
     (14, 20, [0.48, 0.85])
     """
-    from .analysis.summary import wilson_interval
+    from .stats import wilson_interval
 
     k, n = int(k), int(n)
     if n < 0 or not 0 <= k <= n:

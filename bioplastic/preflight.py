@@ -9,7 +9,7 @@ instead of failing after it. :func:`check_train_settings` is called at the
 very start of :func:`bioplastic.train` and
 :func:`bioplastic.training.local.train_local`; the command line and sweeps
 add :func:`check_out_folder`, :func:`check_model_settings` and
-:func:`check_training` (every training setting, the schedule, optimiser,
+:func:`bioplastic.training.checks.check_training` (every training setting, the schedule, optimiser,
 criterion, memory test and recording built as the loops build them, before
 the output folder exists).
 
@@ -85,6 +85,15 @@ def check_checkpoint_at(value, iterations=None) -> None:
             raise ConfigError(f"checkpoint iteration {late[0]} outside [0, {int(iterations)}]")
 
 
+def resolve_tcr_epoch(tcr_epoch, task):
+    """``"memory"`` -> the task's memory epoch; other values unchanged."""
+    if tcr_epoch != "memory":
+        return tcr_epoch
+    if task.memory_epoch is None:
+        raise ConfigError(f"tcr_epoch='memory' but task {task.name!r} names no memory epoch")
+    return task.memory_epoch
+
+
 def check_tcr_target(task, tcr_on=None, tcr_epoch=None) -> None:
     """ConfigError unless ``tcr_on`` (None: not given) names an activity TCR acts on and
     ``tcr_epoch`` (None: the whole trial) an epoch of ``task``'s trials."""
@@ -94,8 +103,6 @@ def check_tcr_target(task, tcr_on=None, tcr_epoch=None) -> None:
         check_tcr_on(tcr_on)
     if tcr_epoch is None:
         return
-    from .training.loop import resolve_tcr_epoch
-
     epoch = resolve_tcr_epoch(tcr_epoch, task)
     batch = _one_trial(task)
     if batch is not None and epoch not in batch.epochs:  # the message of training.objective
@@ -279,50 +286,6 @@ def check_run_objects(network, task, settings: dict) -> None:
             _built(name, build, settings[name])
     if settings.get("record") is not None:
         check_recording(network, task, settings["record"], settings.get("iterations"))
-
-
-def check_training(network, task, settings: dict, *, seed=None, local=False) -> dict:
-    """Every training setting of a run checked at once, before any output exists.
-
-    What :func:`bioplastic.train` (or ``train_local`` with ``local``) would
-    refuse once started: the objects it builds (:func:`check_run_objects`)
-    and every value :func:`check_train_settings` knows. The command line and
-    sweeps call it before they create an output folder, so a bad value
-    leaves nothing behind; a setting the checks learn later is covered here
-    without a list of names to keep in step.
-
-    Parameters
-    ----------
-    network, task
-        The run's network and task.
-    settings : dict
-        Keyword arguments of the training loop (defaults filled in here).
-    seed : int or None
-        The run's seed (None: drawn later).
-    local : bool
-        True for :func:`~bioplastic.training.local.train_local`.
-
-    Returns
-    -------
-    dict
-        ``settings`` with the loop's defaults filled in.
-    """
-    from .training import train
-    from .training.local import train_local
-
-    fit = train_local if local else train
-    full = {k: p.default for k, p in inspect.signature(fit).parameters.items()
-            if p.default is not inspect.Parameter.empty}
-    full.update(settings)
-    check_run_objects(network, task, full)  # first: the memory estimate reads some of these values
-    # run_file: its folder is made after these checks; seed and local: given apart
-    known = set(inspect.signature(check_train_settings).parameters) - {"network", "task", "seed", "run_file",
-                                                                        "local"}
-    picked = {k: v for k, v in full.items() if k in known}
-    if not isinstance(full.get("optimizer"), str):  # an Optimizer object carries its own lr
-        picked.pop("lr", None)
-    check_train_settings(network, task, seed=seed, local=local, **picked)
-    return full
 
 
 def _built(name, build, value):

@@ -255,16 +255,8 @@ class Plugins:
         return self.load()
 
 
-#: Every plugin group's loader, for :func:`refresh_plugins`.
+#: Every plugin group's loader, for :func:`bioplastic.plugins.refresh_plugins`.
 _ALL: list[Plugins] = []
-
-
-def refresh_plugins() -> list[str]:
-    """Rediscover the plugins of every group (tasks, models, rules); returns the names loaded."""
-    from . import networks, tasks  # noqa: F401 - each creates its group's loader on import
-    from .rules import plugins  # noqa: F401
-
-    return [name for p in list(_ALL) for name in p.refresh()]
 
 
 def unknown_name_message(what: str, name, known) -> str:

@@ -1,5 +1,7 @@
-"""Small statistics used by protocols: paired speed-up ratios with bootstrap intervals."""
+"""Small statistics used by protocols: medians and ratios with bootstrap intervals, Wilson intervals of proportions."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -29,6 +31,29 @@ def speedup_ratios(iters_without, iters_with, budget):
     a = np.array([budget if x is None else x for x in iters_without], dtype=float)
     b = np.array([budget if x is None else x for x in iters_with], dtype=float)
     return a / np.maximum(b, 1.0)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (Wilson 1927); (nan, nan) for n = 0.
+
+    ``centre +- half`` with ``centre = (p + z^2/2n) / (1 + z^2/n)`` and
+    ``half = z sqrt(p (1-p)/n + z^2/4n^2) / (1 + z^2/n)``.
+
+    Examples
+    --------
+    >>> [round(v, 3) for v in wilson_interval(3, 4)]
+    [0.301, 0.954]
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def median_summary(values, *, seed=0) -> dict:
@@ -101,8 +126,6 @@ def fmt_fraction(k: int, n: int, ci=None) -> str:
     if n < MIN_N_INTERVAL:
         return f"{k}/{n} (n too small)"
     if ci is None:
-        from .analysis.summary import wilson_interval
-
         ci = wilson_interval(k, n)
     return f"{k}/{n} [{ci[0]:.2f}, {ci[1]:.2f}]"
 

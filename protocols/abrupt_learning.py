@@ -24,8 +24,9 @@ from bioplastic.analysis.summary import condition_summary
 from bioplastic.experiments import run_analysis_job
 from bioplastic.io.atomic import write_text
 from bioplastic.plotting import lead_times, loss_overview
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_json)
+from bioplastic.provenance import provenance
 from bioplastic.stats import fmt_fraction, fmt_median
 
 MODELS = {

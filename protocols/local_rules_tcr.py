@@ -56,8 +56,9 @@ import numpy as np
 from bioplastic.claims import fraction_effect, format_effect, paired_mean_difference_effect, paired_speedup_effect
 from bioplastic.experiments import run_local_analysis_job
 from bioplastic.local_study import FREEZE_IN, MODEL, TASKS, TCR_STP, TRAINING, TUNED
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_outputs)
+from bioplastic.provenance import provenance
 from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, fmt_median, median_summary
 
 OUTCOMES = ("solved", "collapsed", "diverged", "unsolved")

@@ -24,8 +24,9 @@ import numpy as np
 
 from bioplastic.local_study import (BATCH_STAGE, MODEL, TASKS, TRAINING, TUNING_BUDGET, rule_label, selection_key,
                                     tuning_grid)
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_outputs)
+from bioplastic.provenance import provenance
 from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, median_summary, fmt_median
 from bioplastic.tasks import get_task
 from bioplastic.experiments import run_local_job

@@ -24,6 +24,7 @@ from bioplastic.errors import UnknownNameError
 from bioplastic.io.atomic import write_text
 from bioplastic.io.specs import resolve
 from bioplastic.protocol import script_main, write_json
+from bioplastic.provenance import provenance
 
 #: Protocols reproduce only reads (never runs), with the reason.
 READ_ONLY: dict[str, str] = {}
@@ -62,7 +63,7 @@ def main(out, quick=False, seeds=None):
                                    "provenance": None if p is None else p.get("provenance"),
                                    "wall_seconds": None if p is None else p.get("wall_seconds")}
                             for name, p in preds.items()},
-              "provenance": protocol.provenance(range(seeds) if seeds else []),
+              "provenance": provenance(range(seeds) if seeds else []),
               "wall_seconds": time.perf_counter() - t0}
     write_text(out / "REPRODUCTION.md", text)
     write_json(out / "predictions.json", result)

@@ -24,8 +24,9 @@ from bioplastic.analysis.summary import wilson_interval
 from bioplastic.claims import fraction_effect
 from bioplastic.experiments import run_search_job
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_outputs)
+from bioplastic.provenance import provenance
 from bioplastic.stats import censored_median, fmt_censored, fmt_fraction, fmt_median, median_summary
 from bioplastic.tasks import get_task
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from bioplastic.claims import format_effect, median_ci_effect
 from bioplastic.experiments import run_slow_dynamics_job
 from bioplastic.plotting import paired_conditions
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_outputs)
+from bioplastic.provenance import provenance
 from bioplastic.stats import fmt_median, median_summary
 
 MODEL = {"kind": "lfrnn", "n_units": 32, "g": 1.5}

@@ -33,8 +33,9 @@ from bioplastic.claims import (format_effect, median_ci_effect, paired_mean_diff
                                paired_speedup_effect)
 from bioplastic.experiments import run_search_job
 from bioplastic.plotting import cell_heatmaps
-from bioplastic.protocol import (map_jobs, provenance, resolve_settings, run_record, script_main, wall_time_line,
+from bioplastic.protocol import (map_jobs, resolve_settings, run_record, script_main, wall_time_line,
                                  write_outputs)
+from bioplastic.provenance import provenance
 from bioplastic.stats import MIN_N_INTERVAL, censored_median, fmt_censored, fmt_median, median_summary
 
 N_UNITS = 32

@@ -12,7 +12,8 @@ from bioplastic._version import __version__
 from bioplastic.claims import (CLAIMS, VERDICT_RULE, cell_verdict, claim_verdict, format_effect, fraction_effect,
                                load_predictions, median_ci_effect, render_reproduction)
 from bioplastic.errors import ConfigError
-from bioplastic.protocol import load_protocol, provenance
+from bioplastic.provenance import provenance
+from bioplastic.protocol import load_protocol
 
 
 def ratio(median, lo, hi, n, n_censored=0, bound=None, all_censored=False):
@@ -299,12 +300,12 @@ def test_provenance_in_this_checkout():
 
 
 def test_provenance_outside_git(tmp_path, monkeypatch):
-    assert bioplastic.protocol._git_state(tmp_path) == (None, None)
+    assert bioplastic.provenance._git_state(tmp_path) == (None, None)
 
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(bioplastic.protocol.subprocess, "run", no_git)
+    monkeypatch.setattr(bioplastic.provenance.subprocess, "run", no_git)
     p = provenance([1])
     assert p["commit"] is None and p["dirty"] is None
 

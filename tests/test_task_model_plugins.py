@@ -22,7 +22,8 @@ from bioplastic.analysis.run_analysis import analyze_run
 from bioplastic.cli import main
 from bioplastic.errors import ConfigError, UnknownNameError
 from bioplastic.networks import MODELS, make_network, register_model
-from bioplastic.registry import PluginWarning, refresh_plugins
+from bioplastic import refresh_plugins
+from bioplastic.registry import PluginWarning
 from bioplastic.tasks import TASKS, get_task, list_tasks, register_task
 
 HERE = Path(__file__).parent

@@ -2,34 +2,9 @@
 fractions with Wilson intervals (what protocols report as predictions)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..stats import median_summary
-
-
-def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n (Wilson 1927); (nan, nan) for n = 0.
-
-    ``centre +- half`` with ``centre = (p + z^2/2n) / (1 + z^2/n)`` and
-    ``half = z sqrt(p (1-p)/n + z^2/4n^2) / (1 + z^2/n)``.
-
-    Examples
-    --------
-    >>> [round(v, 3) for v in wilson_interval(3, 4)]
-    [0.301, 0.954]
-    """
-    if n == 0:
-        return float("nan"), float("nan")
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + level / 2))
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+from ..stats import median_summary, wilson_interval  # noqa: F401  (wilson_interval: re-exported)
 
 
 def seed_row(analysis_summary: dict, history_accuracy=None, criterion=None) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..preflight import check_model_settings, check_out_folder, check_run_seed, check_training
+from ..preflight import check_model_settings, check_out_folder, check_run_seed
+from ..training.checks import check_training
 
 
 def add_parser(sub):

@@ -29,7 +29,7 @@ full description, with an example, is docs/nwb.md. Layout:
   date of birth = session start = the run file's ``created`` time stamp).
 - provenance: ``general/data_collection`` holds JSON (schema
   ``bioplastic.nwb_provenance``): the run's resolved config, seed, package
-  version and time stamp, and the exporter's :func:`bioplastic.protocol.provenance`
+  version and time stamp, and the exporter's :func:`bioplastic.provenance.provenance`
   (package version, git commit, command); ``general/was_generated_by`` lists
   bioplastic and pynwb with their versions; ``general/notes`` explains the layout.
 
@@ -440,7 +440,7 @@ def _new_file(data, run_name, meta, ks, T, B, dt_s, time_unit):
     from pynwb.file import Subject
 
     from .._version import __version__
-    from ..protocol import provenance
+    from ..provenance import provenance
 
     created = data.attrs.get("created")
     start = datetime.datetime.fromisoformat(created) if created else datetime.datetime.now(datetime.timezone.utc)

@@ -22,7 +22,7 @@ from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
 from ..io.runfile import RunWriter, write_run
 from ..networks.base import Network, Params
-from ..preflight import check_train_settings
+from ..preflight import check_train_settings, resolve_tcr_epoch
 from ..recording import make_recording
 from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
@@ -378,15 +378,6 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
     result.final_accuracy = final.pop("final_accuracy")
     result.extra.update(final)
     return finish("converged" if monitor.converged_at is not None else "max_iterations")
-
-
-def resolve_tcr_epoch(tcr_epoch, task):
-    """``"memory"`` -> the task's memory epoch; other values unchanged."""
-    if tcr_epoch != "memory":
-        return tcr_epoch
-    if task.memory_epoch is None:
-        raise ConfigError(f"tcr_epoch='memory' but task {task.name!r} names no memory epoch")
-    return task.memory_epoch
 
 
 def _relative_tcr_scale(network, params, batch, tcr_on, tcr_epoch, noise) -> float:
