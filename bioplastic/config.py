@@ -22,6 +22,9 @@ _DEFAULTS = {
     "dtype": "float64",
     # Show tqdm progress bars in long loops (training, protocols).
     "progress": True,
+    # Seconds between writes of a running run file at the most: checkpoints taken faster are
+    # written together at the next write (bioplastic.training.writes); 0: at every checkpoint.
+    "min_write_interval": 0.25,
 }
 _values = dict(_DEFAULTS)
 
@@ -42,6 +45,8 @@ def set(**switches):  # noqa: A001 - mirrors get/reset
             raise ConfigError(f"unknown config switch {name!r}; known: {sorted(_values)}")
         if name == "dtype":
             value = resolve_dtype(value).name
+        if name == "min_write_interval":
+            value = _seconds(name, value)
         _values[name] = value
 
 
@@ -62,3 +67,13 @@ def resolve_dtype(dtype=None) -> np.dtype:
     if dt.name not in _ALLOWED_DTYPES:
         raise ConfigError(f"dtype must be one of {_ALLOWED_DTYPES}, got {dt.name!r}")
     return dt
+
+
+def _seconds(name, value) -> float:
+    """``value`` as a finite number of seconds >= 0, or ConfigError naming ``name``."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)

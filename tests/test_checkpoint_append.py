@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import bioplastic as bp
+from bioplastic.errors import ConfigError
 from bioplastic.io import atomic
 from bioplastic.io.atomic import atomic_path, journal_path, remove_stale_temporaries
 from bioplastic.io.runfile import RunWriter, read_run, write_run
@@ -147,9 +148,14 @@ def test_a_write_costs_what_it_adds_not_the_file(tmp_path):
 
 
 @posix_only
-def test_training_appends_and_resumes_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("interval", [0.0, 3600.0], ids=["each-written", "deferred"])
+def test_training_appends_and_resumes_bit_for_bit(tmp_path, interval, monkeypatch):
     """A run checkpointed every iteration, interrupted by an exception after a
-    few dozen writes in place, resumes to the parameters of an uninterrupted run."""
+    few dozen checkpoints, resumes to the parameters of an uninterrupted run:
+    whether each checkpoint was written in place when taken, or (a write
+    interval longer than the run) the last one was written, as it was when
+    taken, on the way out."""
+    monkeypatch.setitem(bp.config._values, "min_write_interval", interval)
     task = bp.get_task("flipflop", n_steps=20)
     net = bp.make_network("lfrnn", 3, 3, n_units=12)
     kw = dict(iterations=60, seed=5, checkpoint_every=1, early_stop=False, batch_size=8, eval_batch_size=16)
@@ -520,8 +526,63 @@ def test_checkpoint_benchmark_runs_and_reports(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "x sparsest" in printed and "checkpoint every" in printed
     records = json.loads(out.read_text())
-    assert [r["every"] for r in records] == [1, 10]
-    assert [r["checkpoints"] for r in records] == [41, 5]
+    assert [(r["every"], r["min_write_interval"]) for r in records] == [(1, 0.25), (10, 0.25), (1, 0.0)]
+    assert [r["checkpoints"] for r in records] == [41, 5, 41]
     assert all(r["iterations"] == 40 and r["median_s"] > 0 and r["file_mb"] > 0 for r in records)
     assert records[1]["vs_sparsest"] == 1.0
     assert records[0]["file_mb"] > records[1]["file_mb"]  # every checkpoint is in the file
+    assert bp.config.get("min_write_interval") == 0.25  # the benchmark puts the switch back
+
+
+# -- writes at most every min_write_interval seconds ---------------------------------------------
+
+def test_checkpoints_faster_than_the_write_interval_are_written_together(tmp_path, monkeypatch):
+    """With a write interval longer than the run, the running file is written at the
+    first checkpoint only and the end carries every checkpoint: the same file, the
+    same checkpoints and history, as a run written at every checkpoint."""
+    import bioplastic.training.loop as loop
+
+    writes = []
+
+    class CountingWriter(RunWriter):
+        def write(self, **fields):
+            writes.append(fields["status"])
+            return super().write(**fields)
+
+    monkeypatch.setattr(loop, "RunWriter", CountingWriter)
+    task = bp.get_task("flipflop", n_steps=20)
+    net = bp.make_network("lfrnn", 3, 3, n_units=12)
+    kw = dict(iterations=30, seed=2, checkpoint_every=1, early_stop=False, batch_size=8, eval_batch_size=16)
+    monkeypatch.setitem(bp.config._values, "min_write_interval", 0.0)
+    bp.train(net, task, run_file=tmp_path / "each.h5", **kw)
+    assert writes == ["running"] * 30 + ["max_iterations"]  # checkpoints 1 to 30, then the end
+    writes.clear()
+    monkeypatch.setitem(bp.config._values, "min_write_interval", 3600.0)
+    bp.train(net, task, run_file=tmp_path / "deferred.h5", **kw)
+    assert writes == ["running", "max_iterations"]
+    a, b = read_run(tmp_path / "each.h5"), read_run(tmp_path / "deferred.h5")
+    assert sorted(b.checkpoints) == list(range(31))
+    _assert_same_run(a, b)
+
+
+def test_divergence_is_not_overwritten_by_a_deferred_checkpoint(tmp_path, monkeypatch):
+    """A diverging run's last write says "diverged": the checkpoint still waiting for
+    its write is in it, not written over it on the way out."""
+    monkeypatch.setitem(bp.config._values, "min_write_interval", 3600.0)
+    net = bp.make_network("lfrnn", 3, 3, n_units=12, g=1.5)
+    task = bp.get_task("flipflop", n_steps=20)
+    with pytest.raises(bp.DivergenceError):
+        bp.train(net, task, iterations=60, optimizer="sgd", lr=1e6, clip=None, seed=0, batch_size=8,
+                 eval_batch_size=16, checkpoint_every=1, run_file=tmp_path / "run.h5", early_stop=False)
+    data = read_run(tmp_path / "run.h5")
+    assert data.status == "diverged" and data.resume is None and len(data.checkpoints) >= 2
+
+
+def test_the_write_interval_switch_is_checked():
+    for bad in (-1, float("nan"), "fast", True):
+        with pytest.raises(ConfigError, match="min_write_interval must be a number of seconds >= 0"):
+            bp.config.set(min_write_interval=bad)
+    bp.config.set(min_write_interval=0)
+    assert bp.config.get("min_write_interval") == 0.0
+    bp.config.reset()
+    assert bp.config.get("min_write_interval") == 0.25

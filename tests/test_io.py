@@ -48,13 +48,21 @@ def test_reloaded_network_reproduces_trajectory(trained):
     np.testing.assert_array_equal(a, b)
 
 
-def test_large_datasets_are_chunked_and_compressed(tmp_path):
+def test_recordings_are_compressed_parameters_are_plain(tmp_path):
+    """Large recordings are chunked and gzip-compressed; parameters and checkpoints are
+    stored plain (they do not compress, and a running file overwrites them in place)."""
+    from bioplastic.recording import Recording
+
     task = bp.get_task("flipflop")
     net = bp.make_network("lfrnn", 3, 3, n_units=64)
     path = tmp_path / "big.h5"
-    bp.train(net, task, iterations=1, seed=0, run_file=path)
+    bp.train(net, task, iterations=2, seed=0, run_file=path, checkpoint_every=1, early_stop=False,
+             record=Recording(what=("rates",), n_trials=8))
     with h5py.File(path) as f:
-        assert f["params/W"].compression == "gzip" and f["params/W"].chunks is not None
+        rates = f["recordings/at/00000002/rates"]
+        assert rates.compression == "gzip" and rates.chunks is not None
+        for ds in (f["params/W"], f["checkpoints/00000001/W"]):
+            assert ds.compression is None and ds.chunks is None
 
 
 def test_foreign_truncated_and_newer_files_are_refused(tmp_path, trained):

@@ -27,7 +27,8 @@ def configure_parser(parser):
                              "plrnn, lstm) at N=100 B=32 T=100 float64, against the LFRNN")
     parser.add_argument("--checkpoints", action="store_true",
                         help="instead, time the run-file writes: 400 training iterations (lfrnn on flipflop) "
-                             "with a checkpoint every iteration against every 100, median of 3 repeats "
+                             "with a checkpoint every iteration against every 100, and every iteration with "
+                             "the file written at each one (min_write_interval 0), median of 3 repeats "
                              "(--repeats); --quick: 40 iterations, every 1 against every 10")
     return parser
 
@@ -100,7 +101,8 @@ def run_checkpoints(args) -> int:
     print()
     print(format_checkpoint_table(records))
     print("x sparsest = median time over that of the run with the fewest checkpoints: what writing the run "
-          "file at every checkpoint costs")
+          "file costs;\nwrite interval = min_write_interval (bioplastic.config): checkpoints taken faster are "
+          "written together; 0: the file is written at every checkpoint")
     _print_load(before)
     _save(records, args.json, every_key=True)
     return 0

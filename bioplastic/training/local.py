@@ -36,6 +36,7 @@ from .loop import HISTORY_COLUMNS, TrainResult, _checkpoint_iterations, check_ne
 from .optim import Optimizer, clip_by_global_norm, global_norm, make_optimizer
 from .progress import ProgressBar
 from .schedules import Constant, make_schedule
+from .writes import CheckpointWrites, flush_and_close
 
 #: Extra history columns of local-rule training (see bioplastic.rules.diagnostics).
 LOCAL_COLUMNS = ("alignment", "update_variance")
@@ -199,14 +200,29 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 "schedule": schedule.state(), "optimizer": opt.state_dict(), "success": monitor.state(),
                 "rule_state": state}
 
-    def finish(status, resume=None):
+    def finish(status):
+        writes.pending = None  # this write carries every checkpoint
         result.status = status
         result.converged_at = monitor.converged_at
         result.extra["confirmed_at"] = monitor.confirmed_at
         result.history = {c: np.asarray(v, dtype=float) for c, v in history.items()}
         if writer is not None:
-            result.save(run_file, resume=resume, writer=writer)
+            result.save(run_file, writer=writer)
         return result
+
+    def snapshot(k):
+        # What the running file holds at checkpoint k (written now, or later if writes are due less often).
+        return {"resume": resume_state(k), "rows": len(history[columns[0]]), "converged_at": monitor.converged_at,
+                "confirmed_at": monitor.confirmed_at}
+
+    def write_running(snap):
+        result.status = "running"
+        result.converged_at = snap["converged_at"]
+        result.extra["confirmed_at"] = snap["confirmed_at"]
+        result.history = {c: np.asarray(v[:snap["rows"]], dtype=float) for c, v in history.items()}
+        result.save(run_file, resume=snap["resume"], writer=writer)
+
+    writes = CheckpointWrites(write_running)
 
     def diverge(k, message, cause=None):
         finish("diverged")
@@ -231,7 +247,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
             if k in ckpt_ks and not (_resume is not None and k == start):
                 result.checkpoints[k] = params.copy()
                 if run_file is not None and k > 0:
-                    finish("running", resume=resume_state(k))
+                    writes.checkpoint(lambda: snapshot(k))
             batch = task.sample(batch_size, streams["task"])
             lam = float(schedule(k, accuracy)) * float(rule.tcr_scale(state)) if rule.stp is not None else 0.0
             stp = stp_at(lam)
@@ -270,7 +286,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                 bar.set_postfix(loss=f"{loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
     except BaseException:
         if writer is not None:
-            writer.close()  # an interrupted run: its file on disk holds every checkpoint written
+            flush_and_close(writes, writer)  # an interrupted run: its file holds every checkpoint taken
         raise
     finally:
         bar.close()

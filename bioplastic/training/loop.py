@@ -23,6 +23,7 @@ from ..errors import ConfigError, DivergenceError
 from ..io.runfile import RunWriter, write_run
 from ..networks.base import Network, Params
 from ..preflight import check_train_settings, resolve_tcr_epoch
+from .writes import CheckpointWrites, flush_and_close
 from ..recording import make_recording
 from ..recording import record as record_activity
 from ..seeding import check_seed, make_streams
@@ -222,7 +223,9 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
         checkpoint and at the end, so an interrupted or diverging run keeps
         what it had: whole the first time, then by adding what is new in one
         atomic commit (:class:`~bioplastic.io.runfile.RunWriter`; a write
-        costs what it adds, not the whole file).
+        costs what it adds, not the whole file). Checkpoints that come
+        faster than ``config`` "min_write_interval" (0.25 s) are written
+        together at the next write (:mod:`bioplastic.training.writes`).
     progress : bool or None (``bioplastic.config`` "progress")
 
     Returns
@@ -315,15 +318,30 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                 "schedule": schedule.state(), "optimizer": opt.state_dict(),
                 "success": {**monitor.state(), "lambda_scale": lambda_scale}}
 
-    def finish(status, resume=None):
+    def finish(status):
+        writes.pending = None  # this write carries every checkpoint
         result.status = status
         result.converged_at = monitor.converged_at
         result.extra["confirmed_at"] = monitor.confirmed_at
         result.extra["lambda_scale"] = lambda_scale
         result.history = {c: np.asarray(v) for c, v in history.items()}
         if writer is not None:
-            result.save(run_file, resume=resume, writer=writer)
+            result.save(run_file, writer=writer)
         return result
+
+    def snapshot(k):
+        # What the running file holds at checkpoint k (written now, or later if writes are due less often).
+        return {"resume": resume_state(k), "rows": len(history["iteration"]), "converged_at": monitor.converged_at,
+                "confirmed_at": monitor.confirmed_at, "lambda_scale": lambda_scale}
+
+    def write_running(snap):
+        result.status = "running"
+        result.converged_at = snap["converged_at"]
+        result.extra.update(confirmed_at=snap["confirmed_at"], lambda_scale=snap["lambda_scale"])
+        result.history = {c: np.asarray(v[:snap["rows"]]) for c, v in history.items()}
+        result.save(run_file, resume=snap["resume"], writer=writer)
+
+    writes = CheckpointWrites(write_running)
 
     show = global_config.get("progress") if progress is None else progress
     # ETA without the first iteration (it compiles the kernels); says so on stderr when it does
@@ -337,7 +355,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                     result.recordings["at"][k] = record_activity(network, params, rec_batch,
                                                                  recording.what, rec_noise)
                 if run_file is not None and k > 0:
-                    finish("running", resume=resume_state(k))
+                    writes.checkpoint(lambda: snapshot(k))
             batch = task.sample(batch_size, streams["task"])
             noise = network.draw_noise(streams["noise"], batch.T, batch_size)
             if tcr_relative and k == 0:
@@ -367,7 +385,7 @@ def train(network: Network, task: Task, *, iterations=2000, batch_size=32, optim
                 bar.set_postfix(loss=f"{ev.loss:.3g}", acc=f"{accuracy:.2f}", refresh=False)
     except BaseException:
         if writer is not None:
-            writer.close()  # an interrupted run: its file on disk holds every checkpoint written
+            flush_and_close(writes, writer)  # an interrupted run: its file holds every checkpoint taken
         raise
     finally:
         bar.close()
