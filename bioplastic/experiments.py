@@ -25,7 +25,6 @@ def run_train_job(job: dict) -> dict:
     (status other than "running"), so an interrupted protocol resumes.
     """
     from .errors import DivergenceError
-    from .io.runfile import read_run
     from .networks import make_network
     from .tasks import get_task
     from .training import train
@@ -33,10 +32,9 @@ def run_train_job(job: dict) -> dict:
     from .training.loop import run_outcome
 
     run_file = Path(job["run_file"]) if job.get("run_file") else None
-    if run_file is not None and run_file.exists():
-        data = read_run(run_file, checkpoints=False)
-        if data.status != "running":
-            return {**_summary(job, data.history, data.status, run_outcome(data.attrs)), "reused": True}
+    data = existing_run(job)
+    if data is not None and data.status != "running":
+        return {**_summary(job, data.history, data.status, run_outcome(data.attrs)), "reused": True}
     task_cfg = dict(job["task"])
     task = get_task(task_cfg.pop("name"), **task_cfg)
     model = dict(job["model"])
@@ -47,6 +45,49 @@ def run_train_job(job: dict) -> dict:
     except DivergenceError as exc:
         r = exc.result
     return {**_summary(job, r.history, r.status, r.outcome()), "reused": False}
+
+
+def existing_run(job: dict):
+    """The job's run file (``job["run_file"]``, read without checkpoints) when it was made
+    with the job's settings; None when there is none.
+
+    A protocol re-run into the same output folder reuses its finished runs
+    and resumes its interrupted ones, but only those whose resolved config
+    (:func:`bioplastic.sweep.resolved_config`: every setting that decides the
+    result, defaults filled in) hashes as the job's now. A file made with
+    other settings (``--set``, an edited protocol) is moved aside as
+    ``NAME.stale-<its hash>.h5``, never deleted, and the job trains afresh;
+    a line on stderr says which settings changed.
+    """
+    import sys
+
+    from .io.runfile import read_run
+    from .sweep import config_changes, config_hash, move_aside, resolved_config
+
+    run_file = Path(job["run_file"]) if job.get("run_file") else None
+    if run_file is None or not run_file.exists():
+        return None
+    data = read_run(run_file, checkpoints=False)
+    new = resolved_config(_as_sweep_job(job))
+    old_hash = config_hash(data.config)
+    if old_hash == config_hash(new):
+        return data
+    changes = config_changes(data.config, new)
+    moved = move_aside(run_file, old_hash)
+    print(f"{run_file}: made with other settings ({', '.join(changes[:3])}"
+          f"{f', +{len(changes) - 3} more' if len(changes) > 3 else ''}); moved to {moved.name}, training again",
+          file=sys.stderr)
+    return None
+
+
+def _as_sweep_job(job: dict) -> dict:
+    """A protocol job in the form :func:`bioplastic.sweep.resolved_config` reads (the rule's
+    settings as a spec's ``[rule]`` table: per part for a composition, else the rule's own)."""
+    rule = job.get("rule", "bptt")
+    settings = dict(job.get("rule_settings") or {})
+    table = settings if "+" in rule else ({rule: settings} if settings else {})
+    return {"name": job.get("name", ""), "seed": job["seed"], "model": job["model"], "task": job["task"],
+            "training": job.get("training", {}), "rule": rule, "rule_table": table}
 
 
 def _summary(job, history, status, outcome):
@@ -242,7 +283,6 @@ def run_local_job(job: dict) -> dict:
     ``alignment``, ``update_variance``, ``grad_norm``, ``lambda_tcr``).
     """
     from .errors import DivergenceError
-    from .io.runfile import read_run
     from .networks import make_network
     from .rules import get_rule
     from .tasks import get_task
@@ -252,8 +292,8 @@ def run_local_job(job: dict) -> dict:
     from .training.resume import resume
 
     run_file = Path(job["run_file"]) if job.get("run_file") else None
-    if run_file is not None and run_file.exists():
-        data = read_run(run_file, checkpoints=False)
+    data = existing_run(job)
+    if data is not None:
         if data.status != "running":
             return {**_job_summary(job, data.history, data.status, run_outcome(data.attrs), data.params),
                     "reused": True}

@@ -503,7 +503,7 @@ def _hash_of(path: Path):
         return None
 
 
-def _move_aside(run_file: Path, old_hash: str) -> Path:
+def move_aside(run_file: Path, old_hash: str) -> Path:
     """Rename a stale run file to ``<name>.stale-<old hash>.h5`` (``-2``, ``-3``... if taken)."""
     target = _stash_path(run_file, old_hash)
     n = 1
@@ -635,7 +635,7 @@ def run_sweep(spec_path, out, *, scheduler=None, workers=None, progress=True, co
         for job, plan in zip(jobs, plans):
             run_file = Path(job["run_file"])
             if plan["action"] == "stale":
-                target = _move_aside(run_file, plan["old_hash"])
+                target = move_aside(run_file, plan["old_hash"])
                 moved.append({"name": job["name"], "changes": plan["changes"], "moved_to": str(target)})
                 then = (f"using again {plan['stash']}, kept earlier from these very settings" if plan.get("stash")
                         else "training it again")

@@ -115,3 +115,41 @@ def test_reproduce_reads_finished_outputs_and_writes_the_scoreboard(tmp_path, mo
     assert "abrupt learning after a search plateau" in text
     assert "search_phase" not in ran
     assert out["verdicts"]
+
+
+# -- a protocol re-run reuses only the runs its settings made ----------------------------------
+
+def _bptt_job(tmp_path, **training):
+    (tmp_path / "runs").mkdir(exist_ok=True)
+    return {"name": "ff_seed0", "seed": 0, "model": {"kind": "lfrnn", "n_units": 8},
+            "task": {"name": "flipflop", "n_steps": 20},
+            "training": {"iterations": 3, "batch_size": 4, "eval_batch_size": 8, "early_stop": False, **training},
+            "run_file": str(tmp_path / "runs" / "ff_seed0.h5")}
+
+
+def test_a_finished_run_is_reused_only_with_the_settings_that_made_it(tmp_path, capsys):
+    from bioplastic.experiments import run_train_job
+
+    first = run_train_job(_bptt_job(tmp_path))
+    again = run_train_job(_bptt_job(tmp_path))
+    assert (first["reused"], again["reused"]) == (False, True)
+    changed = run_train_job(_bptt_job(tmp_path, lr=0.01))  # as `bioplastic run ... --set training.lr=0.01`
+    assert changed["reused"] is False
+    assert "training.lr 0.001 -> 0.01" in capsys.readouterr().err
+    stale = sorted(p.name for p in (tmp_path / "runs").glob("ff_seed0.stale-*.h5"))
+    assert len(stale) == 1  # the earlier run is kept, moved aside
+    assert run_train_job(_bptt_job(tmp_path, lr=0.01))["reused"] is True
+
+
+def test_a_local_rule_run_is_reused_only_with_its_rule_settings(tmp_path, capsys):
+    from bioplastic.experiments import run_local_job
+
+    def job(eta_s):
+        return {**_bptt_job(tmp_path), "rule": "eprop+tcr_stp", "rule_settings": {"tcr_stp": {"eta_s": eta_s}},
+                "training": {"iterations": 3, "batch_size": 4, "eval_batch_size": 8, "early_stop": False,
+                             "diagnostics_every": 0}}
+
+    assert run_local_job(job(0.02))["reused"] is False
+    assert run_local_job(job(0.02))["reused"] is True
+    assert run_local_job(job(0.05))["reused"] is False
+    assert "eta_s" in capsys.readouterr().err
