@@ -21,6 +21,7 @@ import bioplastic as bp
 from bioplastic.analysis.run_analysis import analyze_run
 from bioplastic.cli import main
 from bioplastic.errors import ConfigError, UnknownNameError
+from bioplastic.io.specs import load_spec
 from bioplastic.networks import MODELS, make_network, register_model
 from bioplastic import refresh_plugins
 from bioplastic.registry import PluginWarning
@@ -120,6 +121,16 @@ def test_analyze_a_plugin_model(installed_plugin, tmp_path):
     assert len(bp.read_run(tmp_path / "run.h5").history["task_loss"]) >= 20  # enough for the analysis
     result = analyze_run(tmp_path / "run.h5", n_init=8)
     assert result.settings["model"] == "numpy_rnn"
+
+
+def test_a_plugin_model_trains_by_its_kind_without_a_spec_file(installed_plugin, tmp_path):
+    """`--model numpy_rnn`: no models/numpy_rnn.toml, so the kind with its defaults (and --set)."""
+    assert main(["train", "--model", "numpy_rnn", "--set", "model.n_units=5", "--task", "hold_bit", "--seed", "3",
+                 "--iterations", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    config = bp.read_run(tmp_path / "run.h5").config
+    assert config["model"]["kind"] == "numpy_rnn" and config["model"]["n_units"] == 5
+    with pytest.raises(bp.UnknownNameError, match="no model 'numpy_rn'; did you mean 'numpy_rnn'"):
+        load_spec("numpy_rn")
 
 
 def test_sweep_over_a_plugin_task_and_model(installed_plugin, tmp_path):

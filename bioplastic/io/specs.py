@@ -125,7 +125,8 @@ def load_spec(name_or_path, overrides=()) -> dict:
     ----------
     name_or_path : str or path
         A spec file, or the name of one in ``models/`` or ``models/examples/``
-        (``"lfrnn"``, ``"tcr_linear"``).
+        (``"lfrnn"``, ``"tcr_linear"``), or a model kind without a spec file
+        (a plugin's): the kind with its default settings.
     overrides : iterable of str, default ()
         ``"SECTION.KEY=VALUE"`` strings (``"model.n_units=32"``,
         ``"rule.tcr_stp.eta_s=0.05"``, ``"rule.name=eprop"``), applied in
@@ -153,8 +154,28 @@ def load_spec(name_or_path, overrides=()) -> dict:
         or key (naming the closest valid one), a rule setting the rule does
         not take, a value of the wrong type, or a malformed override.
     """
-    path = resolve(name_or_path, "models", (".toml",))
+    try:
+        path = resolve(name_or_path, "models", (".toml",))
+    except UnknownNameError:
+        default = _default_spec(name_or_path)
+        if default is None:
+            from ..networks import MODELS
+
+            specs = {f.stem for d in search_dirs("models") for f in d.glob("*.toml") if not f.stem.startswith("_")}
+            raise UnknownNameError(unknown_name_message("no model", name_or_path,
+                                                        specs | set(MODELS.names()))) from None
+        return spec_from_data(default, f"<defaults of model kind {str(name_or_path).lower()!r}>", overrides)
     return spec_from_data(read_toml(path), str(path), overrides)
+
+
+def _default_spec(name):
+    """``{"model": {"kind": name}}`` when ``name`` is a model kind without a spec file (a
+    plugin's, say: ``bioplastic train --model mykind`` then runs it with its defaults); else None."""
+    from ..networks import MODELS
+
+    if not isinstance(name, str) or name != Path(name).name or name.lower() not in MODELS:
+        return None
+    return {"model": {"kind": name.lower()}}
 
 
 def read_toml(path) -> dict:
