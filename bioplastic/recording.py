@@ -85,8 +85,12 @@ def make_recording(spec) -> Recording | None:
     raise ConfigError(f"cannot build a Recording from {spec!r}")
 
 
-def record(network, params, batch, what, noise=None) -> dict:
+def record(network, params, batch, what, noise=None, simulate=None) -> dict:
     """Run ``batch`` through the network and return the requested arrays.
+
+    ``simulate(network, params, inputs, noise) -> Trajectory`` replaces
+    ``network.forward`` when the training dynamics differ from the plain
+    network's (TCR short-term plasticity in a local-rule run).
 
     Returns a dict name -> array, time-first: states/rates (T+1, B, N),
     outputs (T, B, O), inputs (T, B, I), targets (T, B, O), extras as the
@@ -104,7 +108,8 @@ def record(network, params, batch, what, noise=None) -> dict:
                         f"(T, B, n_inputs) of this {network.kind}")[:2]
     expect_shape("batch.targets", batch.targets, (T, B, network.n_outputs),
                  f"(T, B, n_outputs) of the inputs and this {network.kind}")
-    traj = network.forward(params, batch.inputs, noise=noise)
+    traj = (network.forward(params, batch.inputs, noise=noise) if simulate is None
+            else simulate(network, params, batch.inputs, noise))
     available = {"states": traj.states, "rates": traj.rates, "outputs": traj.outputs,
                  "inputs": batch.inputs, "targets": batch.targets, **traj.extra}
     missing = [w for w in what if w not in available]

@@ -380,7 +380,10 @@ def resolved_config(job: dict) -> dict:
     ends = {"early_stop": bool(t["early_stop"]), "continue_after": int(t["continue_after"]),
             "criterion": make_criterion(t["criterion"], task).describe(),
             "eval_batch_size": int(t["eval_batch_size"]), "memory_test": memory if memory else False}
-    recording = None
+    recording = make_recording(t["record"])
+    if recording is not None:
+        check_recording(net, task, t["record"], t["iterations"])
+        checkpoint_at = sorted(set(checkpoint_at) | set(recording.extra_checkpoints()))
     if local:
         rule = _job_rule(job)
         targets = specs.check_rule_on(rule, net, job.get("rule_table"), where=f"sweep job {job['name']!r}")
@@ -394,10 +397,6 @@ def resolved_config(job: dict) -> dict:
                     "diagnostics_every": 0 if every is None else int(every),
                     "diagnostic_splits": int(t["diagnostic_splits"])}
     else:
-        recording = make_recording(t["record"])
-        if recording is not None:
-            check_recording(net, task, t["record"], t["iterations"])
-            checkpoint_at = sorted(set(checkpoint_at) | set(recording.extra_checkpoints()))
         training = {"rule": "bptt", **common, "tcr_on": t["tcr_on"],
                     "tcr_epoch": resolve_tcr_epoch(t["tcr_epoch"], task),
                     "tcr_relative": bool(t["tcr_relative"]), **ends}

@@ -85,19 +85,18 @@ def test_record_errors_come_before_the_output_folder(tmp_path, capsys):
     one_line_error(capsys, "record at: iteration 50 is outside [0, 3]")
     assert train(tmp_path, spec, "o", "--set", "record.n_trial=3") == 2
     one_line_error(capsys, "[record]: unknown key(s): 'n_trial' (did you mean 'n_trials'?)")
-    assert train(tmp_path, spec, "o", "--record", "--rule", "eprop") == 2
-    one_line_error(capsys, "--record: rule 'eprop' is trained by the local-rule loop, which records no activity")
+    assert train(tmp_path, spec, "o", "--record", "rates,ratez", "--rule", "eprop") == 2
+    one_line_error(capsys, "cannot record 'ratez' (did you mean 'rates'?) from a 'lfrnn' network")
     assert not (tmp_path / "o").exists()
     both = write(tmp_path, TINY + 'record = {what = ["rates"]}\n[record]\nn_trials = 2\n', "both.toml")
     with pytest.raises(ConfigError, match=r"recording is set twice, in \[record\] and as \[training\] record"):
         load_spec(both)
 
 
-def test_record_section_with_a_local_rule_is_noted(tmp_path):
+def test_record_section_serves_both_loops(tmp_path):
     spec = load_spec(write(tmp_path, TINY + "[record]\n"))
     plan = run_settings(spec, rule="eprop")
-    assert "record" not in plan["training"]
-    assert any("[record] is for BPTT runs" in n for n in plan["notes"])
+    assert plan["training"]["record"] == {} and not plan["notes"]        # the local-rule loop records too
     assert run_settings(spec)["training"]["record"] == {}                 # BPTT: the defaults
 
 
@@ -283,7 +282,6 @@ def test_sweep_with_local_rules_and_spec_keys_on_its_grid(tmp_path, capsys):
     assert main(argv) == 0
     std = capsys.readouterr()
     assert "8 jobs on local processes (1)" in std.out and ": 0 of 8 reused, 8 trained" in std.out
-    assert "note: [record] is for BPTT runs: rule 'eprop+tcr_stp'" in std.err
     runs = {p.stem: read_run(p) for p in (out / "runs").glob("*.h5")}
     assert sorted(runs) == sorted(f"rule={r}_tcr_stp.tau_s={t}_seed{s}" for r in ("bptt", "eprop+tcr_stp")
                                   for t in (50.0, 100.0) for s in (0, 1))
@@ -291,7 +289,7 @@ def test_sweep_with_local_rules_and_spec_keys_on_its_grid(tmp_path, capsys):
     parts = {d["name"]: d for d in local.config["training"]["rule"]["rules"]}
     assert parts["tcr_stp"] == {**parts["tcr_stp"], "eta_s": 0.02, "tau_s": 50.0}
     assert local.config["training"]["optimizer"] == "sgd" and local.config["task"]["n_bits"] == 2
-    assert local.config["nwb"] == {"lab": "Example lab"} and not local.recordings
+    assert local.config["nwb"] == {"lab": "Example lab"} and list(local.recordings["at"]) == [2]
     bptt = runs["rule=bptt_tcr_stp.tau_s=100.0_seed0"]
     assert bptt.config["training"]["rule"] == "bptt" and list(bptt.recordings["at"]) == [2]
     # the hash's resolution matches what both loops record, so a re-run reuses every job

@@ -256,3 +256,41 @@ def test_unstorable_rule_state_warns_and_leaves_no_resume_state(tmp_path, monkey
     assert data.status == "running" and data.resume is None and sorted(data.checkpoints) == [0, 10]
     with pytest.raises(SchemaError, match="no resume state"):
         bp.training.resume(tmp_path / "run.h5")
+
+
+# -- recording activity in local-rule runs ------------------------------------------------------
+
+def test_a_local_run_records_activity_with_its_training_dynamics(tmp_path):
+    """`record=` in train_local: the recording trials at each checkpoint, run as the
+    network trains (plain forward for e-prop; with TCR-STP's fast weights for
+    eprop+tcr_stp), stored in the run file like a BPTT run's."""
+    from bioplastic.recording import Recording
+
+    net, task = small()
+    rec = Recording(what=("rates", "outputs"), n_trials=4)
+    kw = dict(iterations=20, seed=3, checkpoint_every=10, early_stop=False, diagnostics_every=0, record=rec)
+    plain = train_local(net, task, "eprop", run_file=tmp_path / "plain.h5", **kw)
+    data = read_run(tmp_path / "plain.h5")
+    assert sorted(data.recordings["at"]) == [0, 10, 20] and data.config["record"]["what"] == ["rates", "outputs"]
+    trials = data.recordings["trials"]
+    again = net.forward(plain.checkpoints[10], trials.inputs)  # the stored trials reproduce the recording
+    np.testing.assert_array_equal(data.recordings["at"][10]["rates"], again.rates, strict=True)
+    stp = train_local(net, task, get_rule("eprop+tcr_stp", tcr_stp={"eta_s": 2.0}), **kw)
+    plain_run = net.forward(stp.checkpoints[20], trials.inputs)
+    # same trials (the recording stream is the run's own), different dynamics: STP took part
+    assert not np.allclose(stp.recordings["at"][20]["outputs"], plain_run.outputs)
+
+
+def test_an_interrupted_local_run_with_recordings_resumes_bit_for_bit(tmp_path, monkeypatch):
+    from bioplastic.recording import Recording
+
+    net, task = small()
+    kw = {**SETTINGS, "record": Recording(what=("rates",), n_trials=3)}
+    full = train_local(net, task, get_rule("eprop+tcr_stp"), run_file=tmp_path / "full.h5", **kw)
+    _interrupted(monkeypatch, tmp_path / "part.h5", 26, net, task, get_rule("eprop+tcr_stp"), **kw)
+    resumed = bp.training.resume(tmp_path / "part.h5")
+    assert_same_result(resumed, full)
+    a, b = read_run(tmp_path / "part.h5"), read_run(tmp_path / "full.h5")
+    assert sorted(a.recordings["at"]) == sorted(b.recordings["at"]) == [0, 10, 20, 30, 40]
+    for k in b.recordings["at"]:
+        np.testing.assert_array_equal(a.recordings["at"][k]["rates"], b.recordings["at"][k]["rates"], strict=True)

@@ -80,3 +80,20 @@ def test_cli_export_nwb(run_with_recordings, tmp_path, capsys):
     assert bp.read_nwb(out).bin_seconds == pytest.approx(1e-3)  # dt = 1 time unit = 1 ms
     assert main(["export", "nwb", str(run_with_recordings), str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_local_rule_run_exports(tmp_path):
+    """A local-rule run with recordings exports; the rule's name (not its description) labels the file."""
+    from bioplastic.export.nwb import export_nwb
+    from bioplastic.training.local import train_local
+
+    task = bp.get_task("flipflop", n_steps=20)
+    net = bp.make_network("lfrnn", 3, 3, n_units=8)
+    train_local(net, task, "eprop+tcr_stp", iterations=4, checkpoint_every=2, seed=2, early_stop=False,
+                diagnostics_every=0, run_file=tmp_path / "run.h5", progress=False,
+                record={"what": ["rates"], "n_trials": 3})
+    out = export_nwb(tmp_path / "run.h5", tmp_path / "run.nwb")
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert "eprop+tcr_stp" in list(nwb.keywords[:]) and "rule 'eprop+tcr_stp'" in nwb.experiment_description
+        assert {"rates_it000000", "rates_it000004"} <= set(nwb.acquisition)

@@ -26,7 +26,7 @@ def add_parser(sub):
                         "training.lambda_tcr.value=0.5, record.n_trials=4, nwb.lab=X; VALUE is a TOML "
                         "value (a bare word is a string); see docs/specs.md")
     p.add_argument("--record", nargs="?", const="", default=None, metavar="WHAT",
-                   help="record activity of a fixed batch of trials at every checkpoint (BPTT runs): bare for "
+                   help="record activity of a fixed batch of trials at every checkpoint: bare for "
                         "the defaults (states, rates, outputs; 16 trials), or a comma-separated list, e.g. "
                         "--record rates,states,inputs; the same as a [record] table (docs/specs.md), whose "
                         "other keys it keeps")
@@ -101,9 +101,6 @@ def run(args):
         spec["record"] = record_from_flag(args.record, spec.get("record"))
     plan = run_settings(spec, task=args.task, rule=args.rule)
     task, rule = plan["task"], plan["rule"]
-    if plan["local"] and getattr(args, "record", None) is not None:
-        raise ConfigError(f"--record: rule {rule.name!r} is trained by the local-rule loop, which records no "
-                          "activity; record a BPTT run (--rule bptt) or drop --record")
     model = {k: v for k, v in spec["model"].items() if k != "kind"}
     check_model_settings(spec["model"].get("kind"), model, where=str(spec.get("path", "spec")))
     net = network_from_spec(spec, task)

@@ -446,6 +446,8 @@ def _new_file(data, run_name, meta, ks, T, B, dt_s, time_unit):
     start = datetime.datetime.fromisoformat(created) if created else datetime.datetime.now(datetime.timezone.utc)
     model, task = data.config["model"], data.config["task"]
     rule = data.config.get("training", {}).get("rule", "bptt")
+    if isinstance(rule, dict):  # a local rule's description: its name ("eprop+tcr_stp")
+        rule = str(rule.get("name", "local rule"))
     kind, n_units = model["kind"], model.get("n_units")
     iterations = ", ".join(map(str, ks))
     species = meta.get("species") or SIMULATION_SPECIES

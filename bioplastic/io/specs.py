@@ -29,7 +29,7 @@ output folder. Only ``[model]`` is required::
     [local_training.node_perturbation]   # and for one task rule, when it is in the rule
     lr = 0.003
 
-    [record]                # record activity (BPTT runs): present = on; keys of bioplastic.recording.Recording
+    [record]                # record activity at checkpoints: present = on; keys of bioplastic.recording.Recording
     what = ["rates", "states", "outputs"]
     n_trials = 16
 
@@ -637,10 +637,9 @@ def training_kwargs(spec: dict, local: bool, rule=None) -> tuple[dict, list[str]
     -------
     (dict, list of str)
         The keyword arguments and, for a local rule, the ``[training]`` keys
-        left out because they apply to BPTT only (sorted). For BPTT a
-        ``[record]`` table becomes ``record``; the local-rule loop records
-        no activity, so it is left out for local rules (:func:`run_settings`
-        notes it).
+        left out because they apply to BPTT only (sorted). A ``[record]``
+        table becomes ``record`` (both loops record activity at
+        checkpoints).
     """
     training = copy.deepcopy(dict(spec.get("training", {})))
     if not local:
@@ -654,6 +653,8 @@ def training_kwargs(spec: dict, local: bool, rule=None) -> tuple[dict, list[str]
     kwargs.update({k: v for k, v in local_table.items() if not isinstance(v, dict) or k in _TABLE_SETTINGS})
     for part in ([] if rule is None else str(rule).lower().split("+")):
         kwargs.update(local_table.get(part, {}))
+    if spec.get("record") is not None:
+        kwargs["record"] = copy.deepcopy(spec["record"])
     return kwargs, sorted(set(training) - accepted)
 
 
@@ -686,9 +687,6 @@ def run_settings(spec: dict, task=None, rule=None) -> dict:
         if "lambda_tcr" in ignored:
             note += " (a local rule's lambda_tcr, the TCR-STP multiplier, goes in [local_training])"
         notes.append(note)
-    if local and spec.get("record") is not None:
-        notes.append(f"[record] is for BPTT runs: rule {rule_obj.name!r} is trained by the local-rule loop, "
-                     "which records no activity; nothing is recorded")
     if not local and spec.get("rule", {}).get("bptt"):
         notes.append("[rule.bptt] is ignored by --rule bptt (BPTT training takes its settings from [training])")
     return {"task": task_obj, "rule": rule_obj, "local": local, "training": kwargs, "notes": notes}

@@ -24,6 +24,8 @@ import numpy as np
 from .. import config as global_config
 from ..errors import ConfigError, DivergenceError
 from ..io.runfile import RunWriter, encode_state
+from ..recording import make_recording
+from ..recording import record as record_activity
 from ..networks.base import Network
 from ..preflight import check_train_settings
 from ..validation import positive_int
@@ -45,8 +47,8 @@ LOCAL_COLUMNS = ("alignment", "update_variance")
 def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_size=32, optimizer="sgd",
                 lr=1e-2, clip=None, lambda_tcr=1.0, seed=None, params=None, checkpoint_every=None,
                 checkpoint_at=(), early_stop=True, continue_after=0, criterion=None, eval_batch_size=128,
-                memory_test=True, run_file=None, progress=None, extra_config=None, diagnostics_every=10,
-                diagnostic_splits=4, _resume=None) -> TrainResult:
+                memory_test=True, record=None, run_file=None, progress=None, extra_config=None,
+                diagnostics_every=10, diagnostic_splits=4, _resume=None) -> TrainResult:
     """Train ``network`` on ``task`` with a local learning rule.
 
     Parameters
@@ -72,6 +74,11 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         The sustained success criterion on held-out evaluations and the
         memory test, as in :func:`bioplastic.train` (held-out trials run
         with the training dynamics: TCR-STP on when the rule has it).
+    record : Recording, mapping or None
+        Activity of a fixed batch of trials to record at checkpoints (see
+        :mod:`bioplastic.recording`), run with the training dynamics of that
+        moment (TCR-STP at lambda's current value); in ``result.recordings``
+        and the run file, as :func:`bioplastic.train` records.
     run_file : path or None
         Written at each checkpoint and at the end, as by :func:`bioplastic.train`
         (whole the first time, then what is new in one atomic commit). Checkpoint
@@ -112,7 +119,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                          eval_batch_size=eval_batch_size, continue_after=continue_after,
                          lr=None if isinstance(optimizer, Optimizer) else lr, clip=clip, early_stop=early_stop,
                          checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at, seed=seed,
-                         run_file=run_file, memory_test=memory_test, diagnostics_every=diagnostics_every,
+                         run_file=run_file, record=record, memory_test=memory_test,
+                         diagnostics_every=diagnostics_every,
                          diagnostic_splits=diagnostic_splits, local=True)
     rule = get_rule(rule)
     targets = rule.check(network)
@@ -140,6 +148,11 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                           f"part; use e.g. '{rule.name}+tcr_stp'")
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr=lr)
     params = network.init_params(streams["init"]) if params is None else network.check_params(params)
+    recording = make_recording(record)
+    if recording is not None:  # as train() does: its own stream, so training draws the same numbers
+        checkpoint_at = sorted(set(checkpoint_at or ()) | set(recording.extra_checkpoints()))
+        rec_batch = task.sample(recording.n_trials, streams["record"])
+        rec_noise = network.draw_noise(streams["record"], rec_batch.T, recording.n_trials) if recording.noise else None
     ckpt_ks = _checkpoint_iterations(iterations, checkpoint_every, checkpoint_at)
     run_file = None if run_file is None else Path(run_file)
     cfg = {
@@ -155,6 +168,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
                      "diagnostic_splits": diagnostic_splits, "checkpoint_every": checkpoint_every,
                      "checkpoint_at": sorted(int(k) for k in checkpoint_at or ())},
         "seed": seed,
+        **({"record": recording.describe()} if recording is not None else {}),
         **(extra_config or {}),
     }
     columns = HISTORY_COLUMNS + LOCAL_COLUMNS
@@ -162,6 +176,8 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     result = TrainResult(network, task, params, history, {}, None, "running", seed, cfg, run_file)
     writer = None if run_file is None else RunWriter(run_file)
     accuracy, start = None, 0
+    if recording is not None:
+        result.recordings = {"trials": rec_batch, "at": dict((_resume or {}).get("recordings", {}))}
     if _resume is None:
         state = rule.init_state(network, params, streams["rule"])
     else:
@@ -236,6 +252,14 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
         # Held-out trials and the memory test run with the training dynamics.
         return None if stp is None else _stp_simulator(stp)
 
+    def record_at(k, is_final):
+        # The recording trials, run with the training dynamics of now (TCR-STP at lambda's current value).
+        if recording is not None and recording.wants(k, is_final=is_final):
+            stp = stp_at(lam)
+            simulate = None if stp is None else _stp_simulator(stp, trajectory=True)
+            result.recordings["at"][k] = record_activity(network, params, rec_batch, recording.what, rec_noise,
+                                                         simulate=simulate)
+
     show = global_config.get("progress") if progress is None else progress
     lam = 0.0
     # ETA without the first iteration (it compiles the kernels); says so on stderr when it does
@@ -246,6 +270,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
             # A resumed run's first checkpoint is the one it resumed from (already stored).
             if k in ckpt_ks and not (_resume is not None and k == start):
                 result.checkpoints[k] = params.copy()
+                record_at(k, is_final=False)
                 if run_file is not None and k > 0:
                     writes.checkpoint(lambda: snapshot(k))
             batch = task.sample(batch_size, streams["task"])
@@ -291,6 +316,7 @@ def train_local(network: Network, task: Task, rule, *, iterations=2000, batch_si
     finally:
         bar.close()
     result.checkpoints[k] = params.copy()
+    record_at(k, is_final=True)
     final = monitor.finish(params, dynamics(stp_at(lam)))
     result.final_accuracy = final.pop("final_accuracy")
     result.extra.update(final)
@@ -339,12 +365,14 @@ def _apply(params, upd, opt, clip) -> None:
         params.enforce(reference)
 
 
-def _stp_simulator(stp):
-    """``simulate(network, params, inputs, noise) -> outputs`` with TCR-STP at ``stp = (eta_s, tau_s)``."""
+def _stp_simulator(stp, trajectory=False):
+    """``simulate(network, params, inputs, noise) -> outputs`` (or the whole Trajectory, with
+    ``trajectory``) with TCR-STP at ``stp = (eta_s, tau_s)``."""
     from ..rules.context import stp_kernel_args
     from ..rules.models import simulate
 
     def run(network, params, inputs, noise):
-        return simulate(network, params, inputs, noise, stp=stp_kernel_args(stp, network.dt)).outputs
+        traj = simulate(network, params, inputs, noise, stp=stp_kernel_args(stp, network.dt))
+        return traj if trajectory else traj.outputs
 
     return run
