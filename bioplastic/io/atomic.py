@@ -12,26 +12,32 @@ temporaries of writers of this host that are gone (:func:`remove_stale_temporari
 **In-place changes.** Appending to a big file by rewriting it costs the whole
 file each time. :class:`PageOverlay` opens the file for changes that reach it
 all at once or not at all: reads see the file plus the changes, writes change
-4 kB pages in memory. A commit (:meth:`Journal.record`) writes every page
-changed since the file was last brought up to date, as one record ending with
-a checksum (the commit marker), into the writer's journal ``.NAME.journal``
-next to the file. Every so often (a megabyte or a tenth of a second of
-commits, and at the end) :meth:`Journal.apply`, under the file's exclusive
-``flock``, syncs the record, writes its pages into the file, syncs the file
-and drops the record.
+4 kB pages in memory. A commit (:meth:`Journal.record`) appends the pages
+changed since the previous commit, as one record ending with a checksum (the
+commit marker), to the writer's journal ``.NAME.journal`` next to the file;
+a record already complete is never written over. Then, at every commit,
+:meth:`Journal.apply` brings the file up to date: sync the journal, take the
+file's exclusive ``flock``, write the pages, release the lock, sync the
+file, drop the records. When a reader holds the file (a shared ``flock``)
+the apply waits for a later commit and the records pile up in the journal,
+each one costing what its commit changed.
 
-So the file on disk is always complete: as of the last apply, with the
-commits since in the record. A writer killed at any moment leaves the file
-with every commit up to its last complete record: whoever next opens the file
-with bioplastic (:func:`open_committed`, :func:`settle`) writes the record
-into it, which is harmless where pages already are; an incomplete record is a
-commit that never happened. A power cut may lose the commits since the last
-apply, never the file (the syncs order the steps). Readers never see a
-half-done apply: HDF5 takes a shared ``flock`` when it opens a file, and so
-do bioplastic's readers, which read a live writer's commits through its
-record. A reader holding the file delays bringing it up to date; should that
-be needed now, the caller rewrites the file whole (the reader keeps the old
-file it opened).
+A writer killed at any moment leaves every commit that returned in the file
+or in a complete record; the last record may be cut short, which loses only
+the commit being made (it never returned). A kill during an apply leaves the
+file on disk torn until bioplastic next opens it (:func:`open_committed`,
+:func:`settle`): it replays the complete records in order, which is harmless
+where their pages already are. Meanwhile other HDF5 programs and plain copies
+see the torn file. A record is replayed only onto the file it was made for:
+same inode, and a first page (the HDF5 superblock) as the records found it or
+left it; any other file drops the journal with a warning. A power cut may
+lose the commits whose records were not yet synced, never the file (the syncs
+order the steps). Readers never see a half-done apply: HDF5 takes a shared
+``flock`` when it opens a file, and so do bioplastic's readers, which read a
+live writer's waiting records through the journal. Should the file have to
+be up to date now (the end of a run) while a reader holds it, the caller
+rewrites the file whole (the reader keeps the old file it opened). Where
+``flock`` does not work, files are only ever written whole.
 
 Permissions are those ``open()`` would give: a new file gets
 ``0o666 & ~umask`` (``tempfile.mkstemp`` alone would leave it 0600, unreadable
@@ -50,7 +56,9 @@ import socket
 import struct
 import tempfile
 import time
+import warnings
 import zlib
+from typing import NamedTuple
 from pathlib import Path
 
 from ..errors import ConfigError, SchemaError
@@ -157,16 +165,24 @@ def write_text(path, text: str) -> None:
 
 # -- in-place changes through a redo journal ----------------------------------------------
 PAGE = 4096
-#: The journal: a header naming its writer, then at most one record (the commits not yet in the file).
-_HEAD = b"BPJOURN2"
+#: The journal: a header naming its writer, then the records of the commits not yet in the file.
+_HEAD = b"BPJOURN3"
+#: Journals of earlier versions (one record overwritten in place): only their writer is read.
+_OLD_HEADS = (b"BPJOURN2",)
 _RECORD = b"BPRECORD"
 _TAIL = b"BPCOMMIT"
-# size after the commit, smallest size during it, page count, inode and device of the file
-_FIELDS = struct.Struct("<QQQQQ")
+#: Sequence number; size after the commit, smallest size during it, page count; inode and device
+#: of the file; CRC of the file's first page (the HDF5 superblock) before and after the commit.
+_FIELDS = struct.Struct("<QQQQQQII")
 _LENGTH = struct.Struct("<Q")
 _INDEX = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+_FIXED = len(_RECORD) + _LENGTH.size + _FIELDS.size
 #: How long readers wait for a file another process is committing to (s).
 LOCK_WAIT = 60.0
+#: How long a reader waits for the file to write a killed writer's records into it; it reads
+#: through them meanwhile, and a later reader settles them (s).
+SETTLE_WAIT = 0.2
 
 
 def journal_path(path) -> Path:
@@ -183,25 +199,28 @@ class PageOverlay(io.RawIOBase):
     fd : int
         Open descriptor of the file underneath (read with ``os.pread``, never
         written: :class:`Journal` writes the changes into the file).
-    pages, size, min_size : optional
-        Start with these changes (a journal's record, :func:`open_committed`).
     own_fd : bool
         Close ``fd`` when the overlay is closed.
 
     Reads return the file's bytes overlaid with the changed pages; bytes past
     the file's end that were never written read as zeros. A file-like object
     (``seek``/``tell``/``readinto``/``write``/``truncate``), so h5py can open
-    it: ``h5py.File(PageOverlay(fd), "r+")``.
+    it: ``h5py.File(PageOverlay(fd), "r+")``. It keeps two sets of changes:
+    all since the file was last brought up to date (:meth:`changes`, what an
+    apply writes) and those since the last commit (:meth:`since_commit`, what
+    a record holds).
     """
 
-    def __init__(self, fd: int, pages=None, size=None, min_size=None, own_fd=False):
+    def __init__(self, fd: int, own_fd=False):
         super().__init__()
         self._fd, self._own_fd = fd, own_fd
-        self._disk = os.fstat(fd).st_size if size is None else min(os.fstat(fd).st_size, min_size)
-        self._size = self._disk if size is None else size
+        self._disk = os.fstat(fd).st_size
+        self._size = self._disk
         # Bytes of the file past this were cut off (truncate) or never existed.
-        self._min_size = self._disk if min_size is None else min_size
-        self._pages = dict(pages or {})
+        self._min_size = self._disk
+        self._pages = {}
+        # Since the last commit: pages changed, smallest size.
+        self._dirty, self._cut = set(), self._size
         self._pos = 0
 
     def readable(self):
@@ -231,6 +250,7 @@ class PageOverlay(io.RawIOBase):
         page = self._pages.get(index)
         if page is None:
             page = self._pages[index] = bytearray(self._disk_bytes(index * PAGE, PAGE))
+        self._dirty.add(index)
         return page
 
     def readinto(self, buffer):
@@ -262,6 +282,7 @@ class PageOverlay(io.RawIOBase):
             take = min(PAGE - offset, len(view) - done)
             if take == PAGE:  # a whole page: nothing of the old one to keep
                 self._pages[index] = bytearray(view[done:done + PAGE])
+                self._dirty.add(index)
             else:
                 self._page(index)[offset:offset + take] = view[done:done + take]
             done += take
@@ -276,11 +297,13 @@ class PageOverlay(io.RawIOBase):
             first_gone = -(-size // PAGE)
             for index in [i for i in self._pages if i >= first_gone]:
                 del self._pages[index]
+            self._dirty = {i for i in self._dirty if i < first_gone}
             if size % PAGE:
                 page = self._page(size // PAGE)
                 page[size % PAGE:] = bytes(PAGE - size % PAGE)
             self._disk = min(self._disk, size)
             self._min_size = min(self._min_size, size)
+            self._cut = min(self._cut, size)
         self._size = size
         return size
 
@@ -292,14 +315,58 @@ class PageOverlay(io.RawIOBase):
             os.close(self._fd)
         super().close()
 
+    def head(self) -> bytes:
+        """The first page as it reads (shorter for a shorter file): it identifies the file."""
+        n = min(PAGE, self._size)
+        page = self._pages.get(0)
+        return bytes(page[:n]) if page is not None else self._disk_bytes(0, n)
+
     def changes(self):
-        """``(size, min_size, pages)``: what a commit writes (see :class:`Journal`)."""
+        """``(size, min_size, pages)`` since the file was last brought up to date: what an apply writes."""
         return self._size, self._min_size, sorted(self._pages.items())
+
+    def since_commit(self):
+        """``(size, min_size, pages)`` since the last commit: what a record holds."""
+        return self._size, self._cut, [(i, self._pages[i]) for i in sorted(self._dirty)]
+
+    def committed(self) -> None:
+        """The changes so far are in a record: the next record starts from here."""
+        self._dirty, self._cut = set(), self._size
 
     def settled(self) -> None:
         """The changes are in the file now: go on from it."""
         self._pages.clear()
-        self._disk = self._min_size = self._size
+        self._dirty.clear()
+        self._disk = self._min_size = self._cut = self._size
+
+    def replay(self, record) -> None:
+        """Make the changes of one record (its size, smallest size and pages), after those so far."""
+        if record.min_size < self._size:
+            self.truncate(record.min_size)
+        for index, page in record.pages:
+            self._pages[index] = bytearray(page)
+        self._size = record.size
+
+
+class Record(NamedTuple):
+    """One commit, as a journal holds it (see :class:`Journal`)."""
+    seq: int
+    size: int
+    min_size: int
+    ino: int
+    dev: int
+    base: int  # CRC of the file's first page before the commit
+    head: int  # and after it
+    pages: list
+
+
+class Contents(NamedTuple):
+    """What :func:`read_journal` found: the writer (pid, host; ``{}`` if unreadable), the complete
+    records in order, whether one after them was cut short, and the journal's (device, inode)."""
+    writer: dict
+    records: list
+    torn: bool
+    ident: tuple
 
 
 class Journal:
@@ -307,90 +374,141 @@ class Journal:
 
     ``.NAME.journal`` next to the file, created when the writer starts (its
     folder synced, so that it survives a power cut) and removed when it
-    stops. It holds a header naming the writer (pid, host) and, while some
-    commits are not yet in the file, one record of them: every page changed
-    since the file was last brought up to date, the file's size after them
-    and the smallest size on the way, the file's inode, and a checksum that
-    completes the record (the commit marker).
+    stops. It holds a header naming the writer (pid, host), then one record
+    per commit not yet in the file, appended in order: the pages changed by
+    that commit, the file's size after it and the smallest size on the way,
+    the file's inode and the CRC of its first page before and after (what
+    identifies the file the record belongs to), a sequence number, and a
+    checksum that completes the record (the commit marker).
 
-    :meth:`record` (a commit) rewrites the record: a few hundred kB, no sync,
-    so a commit costs about what it changes. :meth:`apply` brings the file up
-    to date: sync the record, write its pages into the file, sync the file,
-    drop the record. In between, the file on disk is that of the last apply
-    (complete: other programs may read it) and bioplastic's readers read it
-    through the record (:func:`open_committed`). Killed at any moment, the
-    writer leaves the file with the commits up to the last complete record
-    (:func:`settle` applies it); a power cut may lose the commits since the
-    last apply, never the file.
+    Protocol of a commit (:meth:`record`, then :meth:`apply`):
+
+    1. append the record after the last one (never over a complete record:
+       a kill cutting it short loses this commit only);
+    2. ``fdatasync`` the journal (the file is only ever changed with its
+       records on disk);
+    3. take the file's exclusive ``flock`` (readers hold a shared one); if a
+       reader keeps it, stop here: the records wait for a later commit;
+    4. write every page changed since the file was last brought up to date,
+       and set its size;
+    5. release the lock;
+    6. ``fsync`` the file;
+    7. drop the records (truncate the journal to its header), under the
+       exclusive lock again, taken only if free at once (readers read the
+       journal under their shared lock, so never see it half dropped; if a
+       reader came in meanwhile, the records stay until the next apply:
+       replayed again, they change nothing).
+
+    A writer killed before 7 leaves complete records that whoever next opens
+    the file with bioplastic replays in order (:func:`settle`), harmlessly
+    where their pages already are. The file on disk is torn only while
+    step 4 runs (under the lock: no reader sees it), or after a kill in it.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, fd: int):
         self.path = journal_path(path)
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         writer = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
         self._header = _HEAD + struct.pack("<I", len(writer)) + writer
-        os.pwrite(self._fd, self._header, 0)
+        _pwrite(self._fd, self._header, 0)
         os.ftruncate(self._fd, len(self._header))
         if created:
             _sync_folder(self.path.parent)
-        self._last = None  # the last record: (size, min_size, its bytes, page count)
+        self._end = len(self._header)  # where the next record goes
+        self._seq = 0
+        self._head = zlib.crc32(os.pread(fd, PAGE, 0))  # the file's first page, as the next record finds it
         _watch_forks()
         _live[_key(self.path)] = self
 
-    def record(self, fd: int, overlay: PageOverlay) -> int:
-        """Commit: make ``overlay``'s changes (all since the last :meth:`apply`)
-        the journal's record, complete with its checksum; returns its size.
-        No lock needed: a reader reading the journal meanwhile finds the record
-        incomplete and reads the file as last brought up to date."""
-        size, min_size, pages = overlay.changes()
-        st = os.fstat(fd)
-        length = len(_RECORD) + _LENGTH.size + _FIELDS.size + len(pages) * (_INDEX.size + PAGE) + len(_TAIL) + 4
-        head = _RECORD + _LENGTH.pack(length) + _FIELDS.pack(size, min_size, len(pages), st.st_ino, st.st_dev)
-        body = head + b"".join([part for index, page in pages for part in (_INDEX.pack(index), page)])
-        # One write, no truncation: the record says how long it is, what follows is ignored.
-        os.pwritev(self._fd, [body, _TAIL + struct.pack("<I", zlib.crc32(body))], len(self._header))
-        self._last = (size, min_size, body, len(pages))
-        return length
-
     @property
     def pending(self) -> bool:
-        """Whether a record holds commits not yet in the file."""
-        return self._last is not None
+        """Whether records hold commits not yet in the file."""
+        return self._end > len(self._header)
+
+    @property
+    def waiting(self) -> int:
+        """Bytes of records not yet in the file."""
+        return self._end - len(self._header)
+
+    def record(self, fd: int, overlay: PageOverlay) -> int:
+        """Commit: append ``overlay``'s changes since the last commit as one record; returns its size.
+
+        No lock and no sync: a reader reading the journal meanwhile finds the
+        record incomplete and does without it. Raises OSError if the record
+        cannot be written whole (a full disk): the commit did not happen.
+        """
+        size, cut, pages = overlay.since_commit()
+        head = zlib.crc32(overlay.head())
+        st = os.fstat(fd)
+        length = _FIXED + len(pages) * (_INDEX.size + PAGE) + len(_TAIL) + _CRC.size
+        fields = _FIELDS.pack(self._seq, size, cut, len(pages), st.st_ino, st.st_dev, self._head, head)
+        body = b"".join([_RECORD, _LENGTH.pack(length), fields,
+                         *[part for index, page in pages for part in (_INDEX.pack(index), page)]])
+        _pwritev(self._fd, [body, _TAIL + _CRC.pack(zlib.crc32(body))], self._end, "journal")
+        self._end += length
+        self._seq += 1
+        self._head = head
+        overlay.committed()
+        return length
+
+    def apply(self, fd: int, overlay: PageOverlay | None = None, wait: float = 0.0) -> bool:
+        """Bring the file ``fd`` up to date with the records (steps 2-7 of the
+        protocol, see the class) and ``overlay`` with the file; False if a
+        reader kept the file for ``wait`` seconds (the records stay).
+
+        ``overlay`` holds exactly the commits (it is called right after
+        :meth:`record`); without it the records are read back from the journal.
+        """
+        if not self.pending:
+            return True
+        if _live.get(_key(self.path)) is not self:  # taken over: the file was replaced whole since
+            self._end = len(self._header)  # (the journal on disk is the new writer's now)
+            return True
+        _datasync(self._fd)  # the records first: the file is then only changed with a way forward
+        if overlay is None:
+            overlay = self._replayed(fd)
+        with locked(fd, exclusive=True, wait=wait) as held:
+            if not held:
+                return False
+            _write_pages(fd, *overlay.changes())
+        os.fsync(fd)  # the pages on disk before their records go
+        with locked(fd, exclusive=True, wait=0.0) as held:
+            if held:  # readers read the journal under their shared lock: never one half dropped
+                self._drop()
+        # (Else the records stay, already in the file: replayed again they change nothing, and
+        # the next apply drops them.)
+        overlay.settled()
+        return True
+
+    def _replayed(self, fd: int) -> PageOverlay:
+        """The file with this journal's records replayed, in memory."""
+        raw = os.pread(self._fd, self._end, 0)
+        overlay = PageOverlay(fd)
+        for record in _parse(raw)[1]:
+            overlay.replay(record)
+        return overlay
+
+    def _drop(self) -> None:
+        # (Should this not reach the disk before a power cut, the records are replayed again,
+        # which changes nothing: the next fdatasync makes the journal's new length durable.)
+        os.ftruncate(self._fd, len(self._header))
+        self._end = len(self._header)
 
     def forget(self) -> None:
-        """Drop the record unapplied (its file was replaced whole)."""
-        self._last = None
-        os.pwrite(self._fd, bytes(len(_RECORD)), len(self._header))
-
-    def apply(self, fd: int, overlay: PageOverlay | None = None) -> None:
-        """Bring the file ``fd`` up to date with the last record (sync it, write
-        its pages, sync the file, drop it) and ``overlay`` with the file. The
-        caller holds the file's exclusive lock."""
-        if self._last is None:
-            return
-        if _live.get(_key(self.path)) is not self:  # taken over: the file was replaced whole since
-            self._last = None
-            return
-        size, min_size, body, n = self._last
-        os.fdatasync(self._fd)  # the record first: the file is then only changed with a way back
-        _apply(fd, size, min_size, _pages(body, n))
-        self._last = None
-        # Dropped. (Should this not reach the disk before a power cut, the record is applied
-        # again, which changes nothing.)
-        os.pwrite(self._fd, bytes(len(_RECORD)), len(self._header))
-        if overlay is not None:
-            overlay.settled()
+        """Drop the records unapplied (their file was replaced whole)."""
+        self._drop()
 
     def close(self) -> None:
-        """Remove the journal (kept if it still holds a record: :func:`settle` applies it)."""
+        """Remove the journal (kept if it still holds records: :func:`settle` applies them)."""
         if self._fd is None:
             return
         try:
-            # Not if another writer of this process has taken the journal over since.
-            if _live.get(_key(self.path)) is self and self._last is None:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
+            # Not if another writer of this process has taken the journal over since, nor a
+            # journal that replaced this one at its path.
+            if _live.get(_key(self.path)) is self and not self.pending:
+                st = os.fstat(self._fd)
+                _unlink_if(self.path, (st.st_dev, st.st_ino))
         finally:
             os.close(self._fd)
             self._fd = None
@@ -424,65 +542,126 @@ def _sync_folder(folder) -> None:
             os.close(fd)
 
 
-def _apply(fd, size, min_size, pages) -> None:
-    """Write a record's pages into the file and sync it; a repeat is harmless."""
+def _datasync(fd: int) -> None:
+    """``fdatasync`` where the system has it (not macOS), else ``fsync``."""
+    getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def _pwrite(fd: int, data, offset: int, what: str = "file") -> None:
+    """``os.pwrite`` all of ``data``; a short write (a full disk) is an OSError."""
+    n = os.pwrite(fd, data, offset)
+    if n != len(data):
+        raise OSError(errno.EIO, f"short write to the {what}: {n} of {len(data)} bytes (is the disk full?)")
+
+
+def _pwritev(fd: int, buffers, offset: int, what: str = "file") -> None:
+    """``os.pwritev`` all of ``buffers``; a short write (a full disk) is an OSError."""
+    total = sum(len(b) for b in buffers)
+    n = os.pwritev(fd, buffers, offset)
+    if n != total:
+        raise OSError(errno.EIO, f"short write to the {what}: {n} of {total} bytes (is the disk full?)")
+
+
+def _write_pages(fd, size, min_size, pages) -> None:
+    """Write pages into the file and set its size (no sync); a repeat is harmless."""
     if os.fstat(fd).st_size > min_size:
         os.ftruncate(fd, min_size)
     for index, page in pages:
-        os.pwrite(fd, page, index * PAGE)
+        _pwrite(fd, page, index * PAGE)
     os.ftruncate(fd, size)
-    os.fsync(fd)
 
 
-def _read_journal(journal: Path, fd: int):
-    """``(writer, record)`` of a journal: the writer's pid and host (``{}`` if
-    unreadable), and ``(size, min_size, pages)`` of its record if it holds a
-    complete one made for the file ``fd``; :data:`TORN` for a record cut
-    short; else None (no record, or one made for a file since replaced
-    whole). ``(None, None)`` without a journal."""
+def _unlink_if(path: Path, ident: tuple) -> None:
+    """Remove ``path`` if it is still the file (device, inode) ``ident``: not one that took its place."""
+    with contextlib.suppress(OSError):  # gone, or a folder we may not change
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) == ident:
+            path.unlink()
+
+
+def read_journal(journal: Path) -> Contents | None:
+    """The :class:`Contents` of a journal; None if there is none."""
     try:
-        raw = journal.read_bytes()
+        with open(journal, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            raw = fh.read()
     except FileNotFoundError:
-        return None, None
-    writer, at = {}, len(_HEAD) + 4
-    if raw.startswith(_HEAD) and len(raw) >= at:
+        return None
+    writer, records, torn = _parse(raw)
+    return Contents(writer, records, torn, (st.st_dev, st.st_ino))
+
+
+def _parse(raw: bytes):
+    """``(writer, records, torn)`` of a journal's bytes: complete records in order, up to the
+    first one cut short (``torn``) or out of sequence (bytes of no record)."""
+    writer, at, version = {}, len(_HEAD) + 4, raw[:len(_HEAD)]
+    if (version == _HEAD or version in _OLD_HEADS) and len(raw) >= at:
         (n,) = struct.unpack_from("<I", raw, len(_HEAD))
         with contextlib.suppress(ValueError):
             writer = json.loads(raw[at:at + n])
         at += n
     if not isinstance(writer, dict) or not writer:
-        return {}, None
-    if raw[at:at + len(_RECORD)] != _RECORD:
-        return writer, None  # no record: the file is up to date
-    head = at + len(_RECORD) + _LENGTH.size
-    length = _LENGTH.unpack_from(raw, at + len(_RECORD))[0] if len(raw) >= head else 0
+        return {}, [], False
+    if version != _HEAD:  # an earlier version's (its file was complete as of its last apply)
+        return writer, [], False
+    records = []
+    while at < len(raw):
+        record, length = _parse_record(raw, at)
+        if record is None:
+            return writer, records, True
+        if records and (record.seq != records[-1].seq + 1 or record.base != records[-1].head):
+            break  # not the next commit: bytes of no record
+        records.append(record)
+        at += length
+    return writer, records, False
+
+
+def _parse_record(raw: bytes, at: int):
+    """``(record, length)`` of the record at ``at``; ``(None, 0)`` if it is incomplete."""
+    if raw[at:at + len(_RECORD)] != _RECORD or len(raw) < at + _FIXED:
+        return None, 0
+    (length,) = _LENGTH.unpack_from(raw, at + len(_RECORD))
     end = at + length
-    if length < len(_RECORD) + _LENGTH.size + _FIELDS.size + len(_TAIL) + 4 or end > len(raw):
-        return writer, TORN
-    body = raw[at:end - len(_TAIL) - 4]
-    if raw[end - len(_TAIL) - 4:end - 4] != _TAIL or struct.unpack_from("<I", raw, end - 4)[0] != zlib.crc32(body):
-        return writer, TORN
-    size, min_size, n, ino, dev = _FIELDS.unpack_from(body, len(_RECORD) + _LENGTH.size)
+    if length < _FIXED + len(_TAIL) + _CRC.size or end > len(raw):
+        return None, 0
+    body = raw[at:end - len(_TAIL) - _CRC.size]
+    if raw[end - len(_TAIL) - _CRC.size:end - _CRC.size] != _TAIL or _CRC.unpack_from(raw, end - _CRC.size)[0] != \
+            zlib.crc32(body):
+        return None, 0
+    seq, size, min_size, n, ino, dev, base, head = _FIELDS.unpack_from(body, len(_RECORD) + _LENGTH.size)
+    if len(body) != _FIXED + n * (_INDEX.size + PAGE):
+        return None, 0
+    view, pages, pos = memoryview(body), [], _FIXED
+    for _ in range(n):  # views, not copies
+        (index,) = _INDEX.unpack_from(view, pos)
+        pages.append((index, view[pos + _INDEX.size:pos + _INDEX.size + PAGE]))
+        pos += _INDEX.size + PAGE
+    return Record(seq, size, min_size, ino, dev, base, head, pages), length
+
+
+def _records_for(path, fd: int, contents: Contents | None) -> list:
+    """The records of ``contents`` to replay onto the file ``fd``: all of them if they
+    were made for it, else none (with a warning when the same inode holds another file)."""
+    if contents is None or not contents.records:
+        return []
     st = os.fstat(fd)
-    if (ino, dev) != (st.st_ino, st.st_dev) or len(body) != len(_RECORD) + _LENGTH.size + _FIELDS.size + n * (
-            _INDEX.size + PAGE):
-        return writer, None  # made for a file since replaced whole
-    return writer, (size, min_size, _pages(body, n))
+    if any((r.ino, r.dev) != (st.st_ino, st.st_dev) for r in contents.records):
+        return []  # made for a file since replaced whole
+    now = zlib.crc32(os.pread(fd, PAGE, 0))
+    if now != contents.records[0].base and now not in {r.head for r in contents.records}:
+        warnings.warn(f"the journal {str(journal_path(path))!r} was made for another file than "
+                      f"{str(path)!r} (replaced by a program that does not know it): not applied",
+                      UserWarning, stacklevel=3)
+        return []
+    return contents.records
 
 
-#: What :func:`_read_journal` gives for a record cut short: its writer is writing it (a reader
-#: waits for it), or was killed writing it (a commit that never happened).
-TORN = "torn"
-
-
-def _pages(body, n: int) -> list:
-    """The ``(index, page)`` pairs of a record's bytes (views, not copies)."""
-    view, at, pages = memoryview(body), len(_RECORD) + _LENGTH.size + _FIELDS.size, []
-    for _ in range(n):
-        (index,) = _INDEX.unpack_from(view, at)
-        pages.append((index, view[at + _INDEX.size:at + _INDEX.size + PAGE]))
-        at += _INDEX.size + PAGE
-    return pages
+def _replay(fd: int, records: list, own_fd=False) -> PageOverlay:
+    """``fd`` with ``records`` replayed in order, in memory."""
+    overlay = PageOverlay(fd, own_fd=own_fd)
+    for record in records:
+        overlay.replay(record)
+    return overlay
 
 
 def _writer_alive(journal: Path, writer: dict) -> bool:
@@ -497,22 +676,24 @@ def _writer_alive(journal: Path, writer: dict) -> bool:
 
 @contextlib.contextmanager
 def locked(fd: int, exclusive: bool, wait: float):
-    """Hold ``flock`` on ``fd`` for the block, trying for ``wait`` seconds; yields
-    False (holding nothing) if another process kept it. Where ``flock`` is not
-    supported the block runs unlocked (yields True)."""
-    if not _lock(fd, exclusive, wait):
-        yield False
-        return
+    """Hold ``flock`` on ``fd`` for the block, trying for ``wait`` seconds.
+
+    Yields True (held), False (another process kept it: nothing held) or
+    None (this filesystem has no ``flock``: nothing held; readers go on,
+    writers must not change the file in place).
+    """
+    held = _lock(fd, exclusive, wait)
     try:
-        yield True
+        yield held
     finally:
-        if fcntl is not None:
+        if held:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _lock(fd: int, exclusive: bool, wait: float) -> bool:
+def _lock(fd: int, exclusive: bool, wait: float):
+    """True, False or None as :func:`locked` yields."""
     if fcntl is None:
-        return True
+        return None
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     deadline, delay = time.monotonic() + wait, 0.001
     while True:
@@ -526,7 +707,7 @@ def _lock(fd: int, exclusive: bool, wait: float) -> bool:
             delay = min(2 * delay, 0.05)
         except OSError as exc:
             if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                return True  # a filesystem without locks: as HDF5's "best-effort"
+                return None  # a filesystem without locks (NFS nolock, Lustre without -o flock)
             raise
 
 
@@ -536,9 +717,11 @@ def open_committed(path, wait: float = LOCK_WAIT):
     Returns ``(fd, view)``: a read-only descriptor holding a shared ``flock``
     (the file on disk is not brought up to date while it is open), and None
     when the file on disk is up to date, else a :class:`PageOverlay` over
-    ``fd`` showing the commits its journal's record holds (the overlay then
-    owns ``fd``). A record left by a writer that is gone is first written
-    into the file when this process may (:func:`settle`).
+    ``fd`` showing the commits its journal's records hold (the overlay then
+    owns ``fd``). Records left by a writer that is gone are first written
+    into the file when this process may and the file is free within
+    :data:`SETTLE_WAIT` (:func:`settle`); else they are read through, as
+    those of a live writer.
 
     Raises
     ------
@@ -552,59 +735,56 @@ def open_committed(path, wait: float = LOCK_WAIT):
     while True:
         fd = os.open(path, os.O_RDONLY)
         try:
-            if not _lock(fd, exclusive=False, wait=max(0.0, deadline - time.monotonic())):
+            if _lock(fd, exclusive=False, wait=max(0.0, deadline - time.monotonic())) is False:
                 raise SchemaError(f"{str(path)!r} stayed locked by another process for {wait:g} s")
-            writer, record = _read_journal(journal, fd) if journal.exists() else (None, None)
-            alive = writer is not None and _writer_alive(journal, writer)
-            while record is TORN and alive and time.monotonic() < deadline:
-                time.sleep(0.001)  # a live writer writing its record: a commit about to be complete
-                writer, record = _read_journal(journal, fd)
+            contents = read_journal(journal)
+            alive = contents is not None and _writer_alive(journal, contents.writer)
+            while contents is not None and contents.torn and alive and time.monotonic() < deadline:
+                time.sleep(0.001)  # a live writer writing a record: a commit about to be complete
+                contents = read_journal(journal)
         except BaseException:
             os.close(fd)
             raise
-        if writer is not None and not settled and not alive and os.access(path, os.W_OK):
+        if contents is not None and not alive and not settled and os.access(path, os.W_OK):
             os.close(fd)  # a killed writer's journal: its commits go into the file, the journal goes
-            settle(path, wait=max(0.0, deadline - time.monotonic()))
+            settle(path, wait=min(SETTLE_WAIT, max(0.0, deadline - time.monotonic())))
             settled = True
             continue
-        if record is None or record is TORN:
+        records = _records_for(path, fd, contents)
+        if not records:
             return fd, None
-        size, min_size, pages = record
-        return fd, PageOverlay(fd, pages={i: bytearray(p) for i, p in pages}, size=size, min_size=min_size,
-                               own_fd=True)
+        return fd, _replay(fd, records, own_fd=True)
 
 
-def settle(path, wait: float = LOCK_WAIT) -> None:
+def settle(path, wait: float = LOCK_WAIT) -> bool:
     """Write into ``path`` the commits its journal holds, if its writer is gone; remove that journal.
 
-    Cheap when there is nothing to do (no journal, or a live writer's). A
-    complete record is applied once no process holds the file; an
-    incomplete one means its commit never happened.
-
-    Raises
-    ------
-    SchemaError
-        If the file stays held by another process for ``wait`` seconds.
+    Cheap when there is nothing to do (no journal, or a live writer's).
+    Complete records are replayed in order once no process holds the file;
+    one cut short is a commit that never happened. Returns False when the
+    journal stays: the file was held by another process for ``wait``
+    seconds, or may not be changed by this one (readers then read through
+    the records).
     """
     path = Path(path)
     journal = journal_path(path)
     if not journal.exists():
-        return
+        return True
     try:
         fd = os.open(path, os.O_RDWR)
-    except (FileNotFoundError, PermissionError):
-        return  # gone, or not ours to change (readers read through the record)
+    except FileNotFoundError:
+        return True
+    except PermissionError:
+        return False  # not ours to change
     try:
-        if _writer_alive(journal, _read_journal(journal, fd)[0] or {}):
-            return
-        if not _lock(fd, exclusive=True, wait=wait):
-            raise SchemaError(f"{str(path)!r} is held by another process; the commits a killed writer "
-                              f"left in {str(journal)!r} cannot be written into it now, try again later")
-        try:
-            settle_locked(path, fd)
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        contents = read_journal(journal)
+        if contents is None or _writer_alive(journal, contents.writer):
+            return True
+        with locked(fd, exclusive=True, wait=wait) as held:
+            if held is False:
+                return False
+            settle_locked(path, fd)  # (without flock: best effort, as HDF5's)
+        return True
     finally:
         os.close(fd)
 
@@ -612,31 +792,37 @@ def settle(path, wait: float = LOCK_WAIT) -> None:
 def other_writer(path, fd: int) -> bool:
     """Whether another live process writes ``path`` in place (its journal names it)."""
     journal = journal_path(path)
-    writer = _read_journal(journal, fd)[0] if journal.exists() else None
-    return bool(writer) and _key(journal) not in _live and _writer_alive(journal, writer)
+    contents = read_journal(journal)
+    return contents is not None and bool(contents.writer) and _key(journal) not in _live and \
+        _writer_alive(journal, contents.writer)
 
 
 def settle_locked(path, fd: int) -> None:
-    """:func:`settle` for a caller holding the exclusive lock of ``path`` on ``fd``."""
+    """:func:`settle` for a caller holding the exclusive lock of ``path`` on ``fd``:
+    replay the records, ``fsync`` the file, then remove the journal (if it is
+    still the one read)."""
     journal = journal_path(path)
-    writer, record = _read_journal(journal, fd)
-    if writer is None or _writer_alive(journal, writer):
+    contents = read_journal(journal)
+    if contents is None or _writer_alive(journal, contents.writer):
         return
-    if record is not None and record is not TORN:
-        _apply(fd, *record)
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        journal.unlink()  # (a folder we may not change: the record, applied again, changes nothing)
+    records = _records_for(path, fd, contents)
+    if records:
+        _write_pages(fd, *_replay(fd, records).changes())
+        os.fsync(fd)
+    _unlink_if(journal, contents.ident)  # (if it stays, its records, replayed again, change nothing)
 
 
 def drop_stale_record(path) -> None:
-    """After ``path`` was replaced whole: its journal's record was made for the
-    file replaced and must never be applied to this one (should its inode
-    number come back), so the journal goes (a live writer's of this process
-    keeps its header)."""
+    """After ``path`` was replaced whole: its journal's records were made for the
+    file replaced and must never be applied to this one, so the journal goes
+    (a live writer's of this process keeps its header; another live process's
+    is its own, and its records name the old inode)."""
     journal = journal_path(path)
     live = _live.get(_key(journal))
     if live is not None:
         live.forget()
         return
-    with contextlib.suppress(OSError):  # (one left behind only holds records for another inode)
-        journal.unlink()
+    with contextlib.suppress(OSError):
+        contents = read_journal(journal)
+        if contents is not None and not (contents.writer and _writer_alive(journal, contents.writer)):
+            _unlink_if(journal, contents.ident)

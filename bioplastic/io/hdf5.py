@@ -4,7 +4,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import time
 import weakref
 from pathlib import Path
 
@@ -84,12 +83,9 @@ class _ViewFile(h5py.File):
             self._view.close()
 
 
-#: A writer brings the file on disk up to date after this many bytes or seconds of commits
-#: (the cost of a commit grows with the first, what other programs miss of a run with the second).
-APPLY_BYTES = 1 << 20
-APPLY_SECONDS = 0.1
-#: Commits waiting (a reader holding the file) beyond which the file is written whole instead.
-MAX_RECORD = 4 << 20
+#: Bytes of commits waiting in the journal (a reader holding the file) beyond which a commit
+#: rewrites the file whole instead: the reader keeps the old file, so this happens once per reader.
+MAX_JOURNAL = 16 << 20
 
 
 class InPlaceFile:
@@ -101,22 +97,21 @@ class InPlaceFile:
     journal, :class:`~bioplastic.io.atomic.Journal`); a kill at any moment
     leaves the file as of the last commit or of this one. HDF5 keeps its
     caches between commits and a commit writes what changed, so it costs
-    what it changes, not what the file holds. The file on disk is brought up
-    to date every :data:`APPLY_BYTES` or :data:`APPLY_SECONDS` of commits,
-    at a durable commit and when closed; until then bioplastic's readers see
-    the commits through the journal, other programs the file as last brought
-    up to date.
+    what it changes, not what the file holds. Each commit also brings the
+    file on disk up to date, unless a reader holds it: then the commits wait
+    in the journal (bioplastic's readers see them through it, other programs
+    the file as last brought up to date) until a later commit or
+    :meth:`close` finds the file free.
 
     Open it with :meth:`open`, which returns None where the file cannot be
-    changed in place (no ``flock`` on this system, no write permission, a
-    reader holding the file for :data:`READER_WAIT`, or another process
-    writing it in place): the caller writes it whole
+    changed in place (no working ``flock`` on this filesystem, no write
+    permission, a reader holding the file for :data:`READER_WAIT`, or
+    another process writing it in place): the caller writes it whole
     (:func:`~bioplastic.io.atomic.atomic_path`).
     """
 
     def __init__(self, path, fd, journal, overlay, file):
         self.path, self._fd, self._journal, self._overlay, self.file = Path(path), fd, journal, overlay, file
-        self._applied = time.monotonic()
         #: The file's (device, inode, size, mtime_ns) after the last commit: who changes it later shows.
         self.stamp = _stamp(fd)
         _hooks()
@@ -124,21 +119,18 @@ class InPlaceFile:
 
     @classmethod
     def open(cls, path):
-        from . import atomic
-
-        if atomic.fcntl is None:
-            return None
         try:
             fd = os.open(path, os.O_RDWR)
         except PermissionError:  # a read-only file in a writable folder can still be replaced whole
             return None
         try:
             with locked(fd, exclusive=True, wait=READER_WAIT) as held:
+                # None: no flock here, so no way to keep readers off a half-applied file.
                 if not held or other_writer(path, fd):  # a reader holds the file; another writer has it
                     os.close(fd)
                     return None
                 settle_locked(path, fd)  # commits a killed writer left in its journal
-                journal = Journal(path)
+                journal = Journal(path, fd)
         except BaseException:
             os.close(fd)
             raise
@@ -151,41 +143,35 @@ class InPlaceFile:
             raise
 
     def commit(self, durable: bool = False, wait: float = READER_WAIT) -> bool:
-        """Make the changes so far part of the file, atomically; ``durable``: and
-        bring the file on disk up to date (synced) before returning.
+        """Make the changes so far part of the file, atomically, and bring the
+        file on disk up to date if no reader holds it.
 
-        Readers never hold up a commit (they read the journal's record whole
-        or not at all), only bringing the file on disk up to date, which
-        waits ``wait`` seconds for them. False when that is needed and a
-        reader (HDF5 readers hold a shared ``flock`` while open) kept the
-        file: a durable commit, or :data:`MAX_RECORD` bytes of commits
-        waiting. Then close this object and write the file whole (the reader
-        keeps the file it opened).
+        The commit is the record appended to the journal
+        (:meth:`~bioplastic.io.atomic.Journal.record`); bringing the file up
+        to date (:meth:`~bioplastic.io.atomic.Journal.apply`) then tries the
+        file's lock once, or for ``wait`` seconds when it must happen now: a
+        ``durable`` commit (the last of a run), or :data:`MAX_JOURNAL` bytes
+        of commits waiting. False when it must and a reader (HDF5 readers
+        hold a shared ``flock`` while open) kept the file: then close this
+        object and write the file whole (the reader keeps the file it opened).
         """
         self.file.flush()
-        size = self._journal.record(self._fd, self._overlay)
-        must = durable or size >= MAX_RECORD
-        if must or size >= APPLY_BYTES or time.monotonic() - self._applied >= APPLY_SECONDS:
-            with locked(self._fd, exclusive=True, wait=wait if must else 0.0) as held:
-                if held:
-                    self._journal.apply(self._fd, self._overlay)
-                    self._applied = time.monotonic()
-                elif must:
-                    return False
+        self._journal.record(self._fd, self._overlay)
+        must = durable or self._journal.waiting >= MAX_JOURNAL
+        if not self._journal.apply(self._fd, self._overlay, wait=wait if must else 0.0) and must:
+            return False
         self.stamp = _stamp(self._fd)
         return True
 
     def close(self) -> None:
-        """Bring the file on disk up to date with the commits (if no reader
-        holds it: else the next to open it does), then close it, dropping
-        what was not committed."""
+        """Bring the file on disk up to date with the commits waiting (if no
+        reader holds it: else the next to open it does), then close it,
+        dropping what was not committed."""
         if self._fd is None:
             return
         try:
-            if self._journal.pending:
-                with locked(self._fd, exclusive=True, wait=READER_WAIT) as held:
-                    if held:
-                        self._journal.apply(self._fd)
+            # From the journal's records, not the overlay: it may hold changes never committed.
+            self._journal.apply(self._fd, wait=READER_WAIT)
             self.file.close()  # its last writes land in the overlay and are dropped with it
         finally:
             self._journal.close()
