@@ -94,6 +94,9 @@ def atomic_path(path, keep_suffix=False):
             os.fsync(fh.fileno())
         os.chmod(tmp, target_mode(path))
         os.replace(tmp, path)
+        # The rename durable before anything that relies on it (dropping the old file's journal):
+        # a power cut must not keep the unlink and lose the rename.
+        _sync_folder(folder)
         drop_stale_record(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
