@@ -26,7 +26,11 @@ _DEFAULTS = {
     # written together at the next write (bioplastic.training.writes); 0: at every checkpoint.
     "min_write_interval": 0.25,
 }
-_values = dict(_DEFAULTS)
+#: Switches whose default an environment variable sets (for the command line and its workers),
+#: read when first asked for, so that a bad value is a one-line error of the command, not of the import.
+_ENVIRONMENT = {"min_write_interval": "BIOPLASTIC_MIN_WRITE_INTERVAL"}
+_FROM_ENVIRONMENT = object()
+_values = {**_DEFAULTS, **{name: _FROM_ENVIRONMENT for name in _ENVIRONMENT}}
 
 _ALLOWED_DTYPES = ("float32", "float64")
 
@@ -35,6 +39,11 @@ def get(name: str):
     """Return the current value of the switch ``name``."""
     if name not in _values:
         raise ConfigError(f"unknown config switch {name!r}; known: {sorted(_values)}")
+    if _values[name] is _FROM_ENVIRONMENT:
+        from .validation import env_number
+
+        seconds = env_number(_ENVIRONMENT[name], float, 0, "a number of seconds >= 0")
+        _values[name] = _DEFAULTS[name] if seconds is None else _seconds(_ENVIRONMENT[name], seconds)
     return _values[name]
 
 
@@ -51,9 +60,10 @@ def set(**switches):  # noqa: A001 - mirrors get/reset
 
 
 def reset():
-    """Restore every switch to its default."""
+    """Restore every switch to its default (the environment's, where it sets one)."""
     _values.clear()
     _values.update(_DEFAULTS)
+    _values.update({name: _FROM_ENVIRONMENT for name in _ENVIRONMENT})
 
 
 def resolve_dtype(dtype=None) -> np.dtype:

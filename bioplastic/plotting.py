@@ -132,6 +132,30 @@ def pc_trajectories(panels: dict, *, n_steps: int, path, n_trials=6) -> Path:
     return save_figure(fig, path)
 
 
+def _overlay_rates(ax, t, ours, theirs, trial, n_units, colors, labels) -> None:
+    """Rates of the first ``n_units`` units in ``trial``: ``ours`` solid, ``theirs`` dashed, one colour per unit."""
+    theirs = np.asarray(theirs)
+    for k in range(min(n_units, ours.shape[2])):
+        c = colors[k % len(colors)]
+        ax.plot(t, ours[:, trial, k], color=c, lw=1.6, label=labels[0] if k == 0 else None)
+        ax.plot(t, theirs[:, trial, k], "--", color=c, lw=1.0, label=labels[1] if k == 0 else None)
+    ax.set_xlabel("time (ms)")
+    ax.legend(frameon=False, fontsize=8)
+
+
+def _overlay_outputs(ax, t, targets, ours, theirs, trial, colors, labels) -> None:
+    """Task outputs in ``trial``: targets dotted, ``ours`` solid, ``theirs`` dashed (outputs sit on ``t[1:]``)."""
+    theirs = np.asarray(theirs)
+    for o in range(ours.shape[2]):
+        c = colors[o % len(colors)]
+        ax.plot(t[1:], targets[:, trial, o], ":", color="0.5", lw=1.0, label="target" if o == 0 else None)
+        ax.plot(t[1:], ours[:, trial, o], color=c, lw=1.6, label=labels[0] if o == 0 else None)
+        ax.plot(t[1:], theirs[:, trial, o], "--", color=c, lw=1.0, label=labels[1] if o == 0 else None)
+    ax.set_title("task outputs")
+    ax.set_xlabel("time (ms)")
+    ax.legend(frameon=False, fontsize=8)
+
+
 def brian2_comparison(traj, result, batch, path, *, mode="rate", time_unit_ms=10.0, figures=None,
                       trial=0, n_units=4) -> Path:
     """Rate network (bioplastic) against its Brian2 export, one trial.
@@ -148,23 +172,11 @@ def brian2_comparison(traj, result, batch, path, *, mode="rate", time_unit_ms=10
     fig, axes = subplots(1, 3, figsize=(14, 3.6))
     colors = _colors()
     ax = axes[0]
-    for k in range(min(n_units, traj.rates.shape[2])):
-        c = colors[k % len(colors)]
-        ax.plot(t, traj.rates[:, trial, k], color=c, lw=1.6, label="bioplastic" if k == 0 else None)
-        ax.plot(t, result["rates"][:, trial, k], "--", color=c, lw=1.0,
-                label=("Brian2" if mode == "rate" else "Brian2 population r_hat") if k == 0 else None)
+    _overlay_rates(ax, t, traj.rates, result["rates"], trial, n_units, colors,
+                   ("bioplastic", "Brian2" if mode == "rate" else "Brian2 population r_hat"))
     ax.set_title(f"rates of {min(n_units, traj.rates.shape[2])} units (trial {trial})")
-    ax.set_xlabel("time (ms)")
-    ax.legend(frameon=False, fontsize=8)
-    ax = axes[1]
-    for o in range(traj.outputs.shape[2]):
-        c = colors[o % len(colors)]
-        ax.plot(t[1:], batch.targets[:, trial, o], ":", color="0.5", lw=1.0, label="target" if o == 0 else None)
-        ax.plot(t[1:], traj.outputs[:, trial, o], color=c, lw=1.6, label="bioplastic" if o == 0 else None)
-        ax.plot(t[1:], result["outputs"][:, trial, o], "--", color=c, lw=1.0, label="Brian2" if o == 0 else None)
-    ax.set_title("task outputs")
-    ax.set_xlabel("time (ms)")
-    ax.legend(frameon=False, fontsize=8)
+    _overlay_outputs(axes[1], t, batch.targets, traj.outputs, result["outputs"], trial, colors,
+                     ("bioplastic", "Brian2"))
     ax = axes[2]
     if mode == "rate":
         diff = np.abs(np.asarray(result["states"]) - traj.states).max(axis=(1, 2))
@@ -811,26 +823,13 @@ def lif_comparison(traj, result, batch, path, *, time_unit_ms=10.0, n_per_unit=1
     ax.set_ylabel("rate unit (neurons stacked)" if n_per_unit > 1 else "neuron = rate unit")
     ax.set_title(f"spikes, trial {trial}")
     ax = axes[1]
-    for k in range(min(n_units, traj.rates.shape[2])):
-        c = colors[k % len(colors)]
-        ax.plot(t, traj.rates[:, trial, k], color=c, lw=1.6, label="rate unit r" if k == 0 else None)
-        ax.plot(t, np.asarray(result["rates"])[:, trial, k], "--", color=c, lw=1.0,
-                label="LIF filtered spikes r_hat" if k == 0 else None)
-    ax.set_xlabel("time (ms)")
+    _overlay_rates(ax, t, traj.rates, result["rates"], trial, n_units, colors,
+                   ("rate unit r", "LIF filtered spikes r_hat"))
     ax.set_ylabel("rate (units of phi)")
     ax.set_title(f"{min(n_units, traj.rates.shape[2])} units")
-    ax.legend(frameon=False, fontsize=8)
-    ax = axes[2]
-    for o in range(traj.outputs.shape[2]):
-        c = colors[o % len(colors)]
-        ax.plot(t[1:], batch.targets[:, trial, o], ":", color="0.5", lw=1.0, label="target" if o == 0 else None)
-        ax.plot(t[1:], traj.outputs[:, trial, o], color=c, lw=1.6, label="rate network" if o == 0 else None)
-        ax.plot(t[1:], np.asarray(result["outputs"])[:, trial, o], "--", color=c, lw=1.0,
-                label="LIF network" if o == 0 else None)
-    ax.set_xlabel("time (ms)")
-    ax.set_ylabel("output y (task units)")
-    ax.set_title("task outputs")
-    ax.legend(frameon=False, fontsize=8)
+    _overlay_outputs(axes[2], t, batch.targets, traj.outputs, result["outputs"], trial, colors,
+                     ("rate network", "LIF network"))
+    axes[2].set_ylabel("output y (task units)")
     ax = axes[3]
     rates = np.asarray(result["neuron_rate_hz"])
     ax.hist(rates, bins=30, color="0.4")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from .registry import _ALL
+from .registry import PLUGIN_GROUPS
 
 #: The modules that create each group's loader when imported (imported on first use: ``import bioplastic``
 #: stays light).
@@ -27,4 +27,4 @@ def refresh_plugins() -> list[str]:
     """
     for module in GROUP_MODULES:
         importlib.import_module(module)
-    return [name for p in list(_ALL) for name in p.refresh()]
+    return [name for p in list(PLUGIN_GROUPS) for name in p.refresh()]

@@ -247,6 +247,9 @@ def check_train_settings(network, task, *, iterations, batch_size, eval_batch_si
     check_tcr_target(task, tcr_on, tcr_epoch)
     check_run_seed(seed)
     check_run_file(run_file)
+    from . import config
+
+    config.get("min_write_interval")  # how often a run file is written (BIOPLASTIC_MIN_WRITE_INTERVAL)
     parts = estimate_run_bytes(network, task, batch_size=batch_size, iterations=iterations,
                                checkpoint_every=checkpoint_every, checkpoint_at=checkpoint_at,
                                eval_batch_size=eval_batch_size, record=record, memory_test=memory_test,

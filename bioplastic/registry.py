@@ -179,7 +179,7 @@ class Plugins:
         self.loaded = False
         self.names: set[str] = set()
         self._failed: dict[str, tuple[str, str]] = {}  # entry-point name -> (reason, full description)
-        _ALL.append(self)
+        PLUGIN_GROUPS.append(self)
 
     def load(self, eps=None) -> list[str]:
         """Discover and register the group's plugins (once; cached).
@@ -256,7 +256,7 @@ class Plugins:
 
 
 #: Every plugin group's loader, for :func:`bioplastic.plugins.refresh_plugins`.
-_ALL: list[Plugins] = []
+PLUGIN_GROUPS: list[Plugins] = []
 
 
 def unknown_name_message(what: str, name, known) -> str:

@@ -1,6 +1,8 @@
 """Argument checks shared by public wrappers: shapes, dtypes, finiteness."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from numba import njit
 
@@ -129,3 +131,18 @@ def finite_number(name: str, value, minimum=None) -> float:
         raise ConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
     return value
 
+
+def env_number(name: str, convert, minimum, what: str):
+    """The environment variable ``name`` converted by ``convert``, or None when unset
+    (or empty); a one-line ConfigError naming it when it is not ``what`` (below
+    ``minimum`` or not convertible: ``BIOPLASTIC_NUM_THREADS`` = "two")."""
+    env = os.environ.get(name)
+    if not env:
+        return None
+    try:
+        value = convert(env)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}, got {env!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be {what}, got {env!r}")
+    return value

@@ -584,3 +584,26 @@ def test_the_write_interval_switch_is_checked():
     assert bp.config.get("min_write_interval") == 0.0
     bp.config.reset()
     assert bp.config.get("min_write_interval") == 0.25
+
+
+def test_the_write_interval_comes_from_the_environment(tmp_path, monkeypatch, capsys):
+    """BIOPLASTIC_MIN_WRITE_INTERVAL sets the default (for the command line and its workers);
+    a bad value is a one-line error of the command, before its output folder exists."""
+    from bioplastic.cli import main
+
+    monkeypatch.setenv("BIOPLASTIC_MIN_WRITE_INTERVAL", "0")
+    bp.config.reset()
+    try:
+        assert bp.config.get("min_write_interval") == 0.0
+        bp.config.set(min_write_interval=2)  # an explicit setting wins
+        assert bp.config.get("min_write_interval") == 2.0
+        monkeypatch.setenv("BIOPLASTIC_MIN_WRITE_INTERVAL", "soon")
+        bp.config.reset()
+        argv = ["train", "--model", "lfrnn", "--task", "flipflop", "--iterations", "1", "--out", str(tmp_path / "o")]
+        assert main(argv) == 2
+        assert "BIOPLASTIC_MIN_WRITE_INTERVAL must be a number of seconds >= 0, got 'soon'" in capsys.readouterr().err
+        assert not (tmp_path / "o").exists()
+    finally:
+        monkeypatch.delenv("BIOPLASTIC_MIN_WRITE_INTERVAL")
+        bp.config.reset()
+    assert bp.config.get("min_write_interval") == 0.25

@@ -72,7 +72,7 @@ import numpy as np
 
 from .brian2_rate import (_monitored_run, check_model, check_run_arrays, import_brian2, input_current_expr,
                           input_timedarray, model_sizes, readout, set_codegen)
-from .brian2_spiking import population_synapses, set_population_inputs
+from .brian2_spiking import check_spike_step, population_synapses, set_population_inputs
 
 #: nonlinearity -> (lo, hi), the range carried by 0 .. lambda Hz
 LIF_PHI = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -109,10 +109,7 @@ def check_lif_options(model, options):
             raise ValueError(f"{k} must be >= 0, got {o[k]!r}")
     if not np.isfinite(float(o["mu0"])):
         raise ValueError(f"mu0 must be finite, got {o['mu0']!r}")
-    dt_ms = float(model["dt"]) * float(model["time_unit"]) * 1e3
-    ratio = dt_ms / float(o["dt_spike"])
-    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        raise ValueError(f"dt_spike ({o['dt_spike']} ms) must divide the rate network's step ({dt_ms} ms)")
+    check_spike_step(model, o["dt_spike"])
     if float(o["dt_spike"]) > 0.1 * float(o["tau_mem"]):
         raise ValueError(f"dt_spike ({o['dt_spike']} ms) must be at most tau_mem/10 ({o['tau_mem']} ms / 10) "
                          "for the Euler step of the membrane")

@@ -70,14 +70,19 @@ def check_spiking_options(model, options):
     for k in ("nu_max", "tau_syn", "tau_out", "dt_spike"):
         if not float(o[k]) > 0:
             raise ValueError(f"{k} must be > 0, got {o[k]!r}")
-    dt_ms = float(model["dt"]) * float(model["time_unit"]) * 1e3
-    ratio = dt_ms / float(o["dt_spike"])
-    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
-        raise ValueError(f"dt_spike ({o['dt_spike']} ms) must divide the rate network's step ({dt_ms} ms)")
+    check_spike_step(model, o["dt_spike"])
     if float(o["nu_max"]) * float(o["dt_spike"]) * 1e-3 > 0.5:
         raise ValueError(f"nu_max * dt_spike = {float(o['nu_max']) * float(o['dt_spike']) * 1e-3:.2f} is too "
                          "large for Bernoulli spiking per step (keep it below 0.5)")
     return o
+
+
+def check_spike_step(model, dt_spike) -> None:
+    """ValueError unless the spiking step ``dt_spike`` (ms) divides the rate network's step."""
+    dt_ms = float(model["dt"]) * float(model["time_unit"]) * 1e3
+    ratio = dt_ms / float(dt_spike)
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise ValueError(f"dt_spike ({dt_spike} ms) must divide the rate network's step ({dt_ms} ms)")
 
 
 def spiking_equations(model, timed_name="u_in"):

@@ -42,6 +42,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import ConfigError
+from ..validation import env_number
 from .spin import (ASLEEP, CALLER_ASLEEP, DONE, POSTED, finish_and_spin_, load_flag, spin_while_equal,
                    spins_per_second, store_flag)
 
@@ -56,23 +57,8 @@ _state = {"threads": None, "pool": None, "spin_wait": None}
 _blas = {"libs": None, "calls": None, "saved": None, "depth": 0}
 
 
-def _env_number(name: str, convert, minimum, what: str):
-    """The environment variable ``name`` converted, or None when unset; a
-    ConfigError naming it when it is not ``what``."""
-    env = os.environ.get(name)
-    if not env:
-        return None
-    try:
-        value = convert(env)
-    except ValueError:
-        raise ConfigError(f"{name} must be {what}, got {env!r}") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name} must be {what}, got {env!r}")
-    return value
-
-
 def _default_threads() -> int:
-    n = _env_number("BIOPLASTIC_NUM_THREADS", int, 1, "a positive integer")
+    n = env_number("BIOPLASTIC_NUM_THREADS", int, 1, "a positive integer")
     if n is not None:
         return n
     try:
@@ -194,7 +180,7 @@ def blas_on_one_thread():
 
 
 def _default_spin_wait() -> float:
-    us = _env_number("BIOPLASTIC_SPIN_WAIT_US", float, 0, "a number of microseconds >= 0")
+    us = env_number("BIOPLASTIC_SPIN_WAIT_US", float, 0, "a number of microseconds >= 0")
     return DEFAULT_SPIN_WAIT if us is None else us * 1e-6
 
 

@@ -17,8 +17,9 @@ losing power) resumes from the last checkpoint written, at most
 rest bit for bit. An exception in the loop (ctrl-C included) first writes
 the last checkpoint taken, exactly as it was when taken, so nothing is
 lost. Checkpoints that come more slowly than the interval (most runs) are
-each written at once, as before. ``config.set(min_write_interval=0)``
-writes at every checkpoint.
+each written at once, as before. ``config.set(min_write_interval=0)`` (or
+``BIOPLASTIC_MIN_WRITE_INTERVAL=0`` in the environment) writes at every
+checkpoint.
 """
 from __future__ import annotations
 
